@@ -1,0 +1,72 @@
+"""Classic RSA benchmarks on real fMRI and electrophysiology RDMs, fully offline.
+
+* ``kriegeskorte2008.hit-rsa``: human IT fMRI, 4 subjects (Kriegeskorte et al. 2008).
+* ``kriegeskorte2008.mit-rsa``: monkey IT electrophysiology, one pooled RDM (uncieled).
+"""
+from cortexbench.data import DatasetSpec, FileSpec
+from cortexbench.hookspecs import hookimpl
+from cortexbench.interfaces import BenchmarkSpec
+
+VERSION = "1"
+_RSATOOLBOX = ("https://raw.githubusercontent.com/rsagroup/rsatoolbox/f1f83cadb7243492a1aae7460466e0f0140b20ac/"
+               "demos/92imageData/")
+
+KRIEGESKORTE2008 = DatasetSpec(
+    identifier="rsa92_kriegeskorte2008",
+    files=(
+        FileSpec("Kriegeskorte_Neuron2008_supplementalData.mat",
+                 "06f21214399a5d43dc264eed19a7f4b8daf11c8622a59eec3e106064ce5e3504", 3603779,
+                 _RSATOOLBOX + "Kriegeskorte_Neuron2008_supplementalData.mat"),
+        FileSpec("92_brainRDMs.mat", "1743f90a15e895798a94318649e80e1123a7e5943a1703fa1dd7c31ea5780b7c", 224663,
+                 _RSATOOLBOX + "92_brainRDMs.mat"),
+        FileSpec("92_modelRDMs.mat", "e1d2b58bb2f9508bc13da4c81b94d1ab07823b25ed30b9563bd9d6d730c2a00a", 333004,
+                 _RSATOOLBOX + "92_modelRDMs.mat"),
+        FileSpec("92_behavRDMs.mat", "7a8e118c144c3840adeeeef6ea0706a0be2b3e80df719af15fbb56fc62562f5f", 982719,
+                 _RSATOOLBOX + "92_behavRDMs.mat"),
+    ),
+    description="Kriegeskorte et al. 2008: 92 object images, human IT (4 subjects x 2 sessions) and monkey IT "
+                "RDMs, behavioural and model RDMs (copies distributed with rsatoolbox)",
+    license="MIT (rsatoolbox); images for research use",
+    citation="Kriegeskorte N et al. (2008). Matching categorical object representations in inferior temporal "
+             "cortex of man and monkey. Neuron 60:1126-1141.",
+)
+
+BIBTEX_KRIEGESKORTE2008 = """@article{kriegeskorte2008matching,
+  title={Matching categorical object representations in inferior temporal cortex of man and monkey},
+  author={Kriegeskorte, Nikolaus and Mur, Marieke and Ruff, Douglas A and Kiani, Roozbeh and Bodurka, Jerzy
+          and Esteky, Hossein and Tanaka, Keiji and Bandettini, Peter A},
+  journal={Neuron}, volume={60}, number={6}, pages={1126--1141}, year={2008}
+}"""
+
+
+def _kriegeskorte(region_loader: str, identifier: str, ceiling: str):
+    def factory(**options):
+        from . import kriegeskorte2008 as k
+        from .rdm_benchmark import RDMBenchmark
+
+        return RDMBenchmark(identifier=identifier, version=VERSION, stimuli=k.stimuli,
+                            brain=getattr(k, region_loader), ceiling=ceiling, **options)
+
+    return factory
+
+
+@hookimpl
+def cortexbench_benchmarks():
+    common = dict(version=VERSION, citation=KRIEGESKORTE2008.citation, bibtex=BIBTEX_KRIEGESKORTE2008,
+                  parent="kriegeskorte2008", metric="rsa", datasets=("rsa92_kriegeskorte2008",),
+                  modalities=("image",))
+    return [
+        BenchmarkSpec(identifier="kriegeskorte2008.hit-rsa",
+                      factory=_kriegeskorte("human_it", "kriegeskorte2008.hit-rsa", "loso"),
+                      description="92 objects, human IT fMRI RDMs (4 subjects): Spearman RSA, best layer chosen on "
+                                  "held-out stimulus halves, leave-one-subject-out ceiling", **common),
+        BenchmarkSpec(identifier="kriegeskorte2008.mit-rsa",
+                      factory=_kriegeskorte("monkey_it", "kriegeskorte2008.mit-rsa", "none"),
+                      description="92 objects, monkey IT single-unit RDM (674 neurons): Spearman RSA, uncieled",
+                      **common),
+    ]
+
+
+@hookimpl
+def cortexbench_datasets():
+    return [KRIEGESKORTE2008]

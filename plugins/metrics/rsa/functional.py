@@ -1,0 +1,175 @@
+"""Representational similarity analysis in torch, batched over many RDMs at once.
+
+Conventions: an RDM batch is ``(..., n, n)``; its condensed form is the upper triangle without the diagonal in
+row-major order (``scipy.spatial.distance.squareform`` order). Comparisons take ``(A, m)`` and ``(B, m)``
+condensed batches and return the ``(A, B)`` matrix of all pairs in one matrix product.
+"""
+from __future__ import annotations
+
+import torch
+
+from cortexbench.errors import InputError
+
+DISTANCES = ("correlation", "euclidean")
+COMPARISONS = ("spearman", "pearson")
+
+
+def as_tensor(x, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.to(device=device, dtype=dtype)
+    values = getattr(x, "values", x)  # xarray -> numpy
+    return torch.as_tensor(values, dtype=dtype, device=device)
+
+
+def rdm(features: torch.Tensor, distance: str = "correlation") -> torch.Tensor:
+    """Dissimilarities between stimuli (rows). ``correlation``: 1 - Pearson r across features."""
+    if features.ndim < 2:
+        raise InputError(f"features must be (..., stimulus, feature), got shape {tuple(features.shape)}")
+    if not torch.isfinite(features).all():
+        raise InputError("features contain NaN or infinite values; remove or impute them before computing an RDM")
+    if distance == "correlation":
+        centred = features - features.mean(dim=-1, keepdim=True)
+        norms = centred.norm(dim=-1, keepdim=True)
+        if (norms == 0).any():
+            bad = (norms.squeeze(-1) == 0).nonzero()[:5].tolist()
+            raise InputError(f"correlation distance is undefined for stimuli whose features are constant "
+                             f"(index {bad}); use distance='euclidean' or drop those stimuli")
+        unit = centred / norms
+        out = 1.0 - unit @ unit.transpose(-1, -2)
+    elif distance == "euclidean":
+        out = torch.cdist(features, features)
+    else:
+        raise InputError(f"distance must be one of {DISTANCES}, got {distance!r}")
+    out = 0.5 * (out + out.transpose(-1, -2))
+    out.diagonal(dim1=-2, dim2=-1).zero_()
+    return out
+
+
+def upper(rdms: torch.Tensor) -> torch.Tensor:
+    """Condensed upper triangles ``(..., n (n - 1) / 2)`` in squareform order."""
+    n = rdms.shape[-1]
+    if rdms.shape[-2] != n:
+        raise InputError(f"RDMs must be square, got shape {tuple(rdms.shape)}")
+    i, j = torch.triu_indices(n, n, offset=1, device=rdms.device)
+    return rdms[..., i, j]
+
+
+def rankdata(x: torch.Tensor) -> torch.Tensor:
+    """Ranks along the last dimension with ties averaged (as ``scipy.stats.rankdata``), 1-based."""
+    sorted_x, order = torch.sort(x, dim=-1, stable=True)
+    m = x.shape[-1]
+    positions = torch.arange(1, m + 1, dtype=x.dtype, device=x.device).expand_as(sorted_x)
+    new_group = torch.ones_like(sorted_x, dtype=torch.bool)
+    new_group[..., 1:] = sorted_x[..., 1:] != sorted_x[..., :-1]
+    group = new_group.cumsum(-1) - 1                       # group index of each sorted element
+    sums = torch.zeros_like(sorted_x).scatter_add_(-1, group, positions)
+    counts = torch.zeros_like(sorted_x).scatter_add_(-1, group, torch.ones_like(sorted_x))
+    mean_rank = sums.gather(-1, group) / counts.gather(-1, group)
+    return torch.empty_like(x).scatter_(-1, order, mean_rank)
+
+
+def pearson_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson r between every row of ``a`` (A, m) and every row of ``b`` (B, m): (A, B)."""
+    a = a - a.mean(-1, keepdim=True)
+    b = b - b.mean(-1, keepdim=True)
+    na, nb = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
+    if (na == 0).any() or (nb == 0).any():
+        raise InputError("cannot correlate a constant RDM (all dissimilarities equal)")
+    return (a / na) @ (b / nb).transpose(-1, -2)
+
+
+def compare(a: torch.Tensor, b: torch.Tensor, method: str = "spearman") -> torch.Tensor:
+    """Similarity of condensed RDMs: every row of ``a`` (A, m) with every row of ``b`` (B, m)."""
+    if a.shape[-1] != b.shape[-1]:
+        raise InputError(f"RDMs differ in size: {a.shape[-1]} vs {b.shape[-1]} dissimilarities "
+                         "(were they computed on the same stimuli?)")
+    if method == "spearman":
+        return pearson_matrix(rankdata(a), rankdata(b))
+    if method == "pearson":
+        return pearson_matrix(a, b)
+    raise InputError(f"comparison must be one of {COMPARISONS}, got {method!r}")
+
+
+def compare_paired(a: torch.Tensor, b: torch.Tensor, method: str = "spearman") -> torch.Tensor:
+    """Similarity of row ``i`` of ``a`` with row ``i`` of ``b`` for all rows: ``(..., m), (..., m) -> (...)``."""
+    if method == "spearman":
+        a, b = rankdata(a), rankdata(b)
+    elif method != "pearson":
+        raise InputError(f"comparison must be one of {COMPARISONS}, got {method!r}")
+    a = a - a.mean(-1, keepdim=True)
+    b = b - b.mean(-1, keepdim=True)
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+
+
+def loso_ceiling(subject_rdms: torch.Tensor, method: str = "spearman") -> tuple[torch.Tensor, torch.Tensor]:
+    """Leave-one-subject-out noise ceiling of ``(S, n, n)`` RDMs (Nili et al. 2014).
+
+    Returns per-subject (lower, upper) bounds: each subject's RDM compared with the mean RDM of the *other*
+    subjects (lower) and with the mean of *all* subjects (upper). A model cannot expect to beat these.
+    """
+    return loso_ceiling_condensed(upper(subject_rdms), method)
+
+
+def loso_ceiling_condensed(vectors: torch.Tensor, method: str = "spearman") -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`loso_ceiling` on condensed ``(S, m)`` RDMs (e.g. bootstrap resamples)."""
+    count = vectors.shape[0]
+    if count < 2:
+        raise InputError("a leave-one-subject-out ceiling needs at least 2 subjects")
+    total = vectors.sum(0)
+    others = (total.unsqueeze(0) - vectors) / (count - 1)
+    lower = compare_paired(vectors, others, method)
+    upper_bound = compare(vectors, (total / count).unsqueeze(0), method)[:, 0]
+    return lower, upper_bound
+
+
+def bootstrap_samples(n: int, n_bootstrap: int, seed: int) -> torch.Tensor:
+    """``(n_bootstrap, n)`` stimulus indices drawn with replacement."""
+    rng = torch.Generator().manual_seed(seed)
+    return torch.randint(0, n, (n_bootstrap, n), generator=rng)
+
+
+def resampled_pairs(rdms: torch.Tensor, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dissimilarities of ``(..., n, n)`` RDMs over resampled stimuli ``(B, n)``.
+
+    Returns ``(..., B, m)`` values and a ``(B, m)`` mask that is False for pairs of a stimulus with its own
+    copy (distance 0 in every RDM; keeping them would inflate every correlation).
+    """
+    n = samples.shape[-1]
+    i, j = torch.triu_indices(n, n, offset=1, device=rdms.device)
+    si, sj = samples[:, i], samples[:, j]
+    return rdms[..., si, sj], si != sj
+
+
+def masked_paired_correlation(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor,
+                              method: str = "spearman") -> torch.Tensor:
+    """:func:`compare_paired` over the entries where ``mask`` is True (mask broadcasts over leading dims)."""
+    if method == "spearman":
+        # masked entries are pushed past every valid one, so valid entries get ranks 1..count as if alone
+        a = rankdata(torch.where(mask, a, torch.inf))
+        b = rankdata(torch.where(mask, b, torch.inf))
+    elif method != "pearson":
+        raise InputError(f"comparison must be one of {COMPARISONS}, got {method!r}")
+    weight = mask.to(a.dtype)
+    count = weight.sum(-1, keepdim=True)
+    a = (a - (a * weight).sum(-1, keepdim=True) / count) * weight
+    b = (b - (b * weight).sum(-1, keepdim=True) / count) * weight
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+
+
+def bootstrap_rsa(model_rdm: torch.Tensor, subject_rdms: torch.Tensor, samples: torch.Tensor,
+                  method: str = "spearman", ceiled: bool = True, chunk: int = 128) -> torch.Tensor:
+    """Per-resample score: mean over subjects of r(model, subject), divided by the resample's LOSO ceiling.
+
+    Vectorized over resamples (``chunk`` at a time, to bound memory).
+    """
+    out = []
+    for start in range(0, samples.shape[0], chunk):
+        model, mask = resampled_pairs(model_rdm, samples[start:start + chunk])          # (B, m)
+        subjects, _ = resampled_pairs(subject_rdms, samples[start:start + chunk])       # (S, B, m)
+        score = masked_paired_correlation(model.unsqueeze(0), subjects, mask, method).mean(0)
+        if ceiled:
+            count = subjects.shape[0]
+            others = (subjects.sum(0, keepdim=True) - subjects) / (count - 1)
+            score = score / masked_paired_correlation(subjects, others, mask, method).mean(0)
+        out.append(score)
+    return torch.cat(out)

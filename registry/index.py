@@ -1,0 +1,154 @@
+"""SQLite index of stored scores (WAL mode, safe for several writer processes).
+
+Two tables:
+
+* ``runs``: append-only history, one row per scoring attempt (scored or failed), with full provenance;
+* ``scores``: the current result per (model, benchmark, benchmark version, metric version), pointing at its
+  netCDF file and that file's sha256. A failed run never replaces a stored score, so a leaderboard can tell
+  "scored", "failed" and "never run" apart.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    benchmark_version TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    metric_version TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('scored', 'failed')),
+    score REAL,
+    score_error REAL,
+    ceiling REAL,
+    error_message TEXT,
+    path TEXT,
+    sha256 TEXT,
+    provenance TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scores (
+    model TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    benchmark_version TEXT NOT NULL,
+    metric_version TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    state TEXT NOT NULL,
+    score REAL,
+    score_error REAL,
+    ceiling REAL,
+    path TEXT,
+    sha256 TEXT,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (model, benchmark, benchmark_version, metric_version)
+);
+CREATE INDEX IF NOT EXISTS runs_by_pair ON runs(model, benchmark);
+"""
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    model: str
+    benchmark: str
+    benchmark_version: str
+    metric: str
+    metric_version: str
+    state: str
+    score: float | None
+    score_error: float | None
+    ceiling: float | None
+    path: str | None
+    sha256: str | None
+    run_id: str
+    updated_at: str
+
+
+class Index:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.connect() as conn:
+            conn.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute("PRAGMA synchronous=FULL")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """An exclusive write transaction: one writer process at a time, all or nothing."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def insert_run(conn: sqlite3.Connection, run: dict[str, Any]) -> None:
+        run = dict(run, provenance=json.dumps(run["provenance"], sort_keys=True, default=str))
+        columns = ", ".join(run)
+        conn.execute(f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(run))})", tuple(run.values()))
+
+    @staticmethod
+    def upsert_score(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+        columns = ", ".join(row)
+        updates = ", ".join(f"{k}=excluded.{k}" for k in row
+                            if k not in ("model", "benchmark", "benchmark_version", "metric_version"))
+        conn.execute(
+            f"INSERT INTO scores ({columns}) VALUES ({', '.join('?' * len(row))}) "
+            f"ON CONFLICT(model, benchmark, benchmark_version, metric_version) DO UPDATE SET {updates}",
+            tuple(row.values()))
+
+    def scores(self, model: str | None = None, benchmark: str | None = None) -> list[ScoreRow]:
+        query, args = "SELECT * FROM scores", []
+        clauses = []
+        if model:
+            clauses.append("model = ?")
+            args.append(model)
+        if benchmark:
+            clauses.append("benchmark = ?")
+            args.append(benchmark)
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        query += " ORDER BY benchmark, model, updated_at DESC"
+        with self.connect() as conn:
+            conn.row_factory = sqlite3.Row
+            return [ScoreRow(**{k: r[k] for k in r.keys()}) for r in conn.execute(query, args)]
+
+    def runs(self, model: str | None = None, benchmark: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT * FROM runs", []
+        clauses = []
+        if model:
+            clauses.append("model = ?")
+            args.append(model)
+        if benchmark:
+            clauses.append("benchmark = ?")
+            args.append(benchmark)
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        query += " ORDER BY created_at"
+        with self.connect() as conn:
+            conn.row_factory = sqlite3.Row
+            rows = [dict(r) for r in conn.execute(query, args)]
+        for row in rows:
+            row["provenance"] = json.loads(row["provenance"])
+        return rows
