@@ -33,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "the benchmark's metric and noise ceiling, print the ceiled score with its error, and store the "
                     "score assembly with its provenance in the registry.",
         epilog="Example: cortexbench score mobilenet_v2 kriegeskorte2008.hit-rsa")
-    score.add_argument("model", help="model identifier (see `cortexbench list models`)")
-    score.add_argument("benchmark", help="benchmark identifier (see `cortexbench list benchmarks`)")
+    score.add_argument("model", metavar="MODEL", help="model identifier (see `cortexbench list models`)")
+    score.add_argument("benchmark", metavar="BENCHMARK", help="benchmark identifier (see `cortexbench list benchmarks`)")
     score.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     score.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                        help="activation precision: auto = bf16 autocast on CUDA, fp32 on CPU (default: auto)")
@@ -60,15 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="show a stored score assembly and its provenance",
                           description="Print the stored score assembly (all dimensions) and how it was made.")
-    show.add_argument("model")
-    show.add_argument("benchmark")
+    show.add_argument("model", metavar="MODEL")
+    show.add_argument("benchmark", metavar="BENCHMARK")
     show.add_argument("--registry", metavar="PATH")
     show.add_argument("--plot", metavar="PNG", help="also write a plot of the per-layer scores to this file")
     show.add_argument("--json", action="store_true", help="print headline numbers and provenance as JSON")
 
     data = sub.add_parser("data", help="check or fetch declared datasets",
                           description="Resolve every file of a dataset (mirror, cache, download) and verify checksums.")
-    data.add_argument("action", choices=("verify", "where"))
+    data.add_argument("action", choices=("verify", "where"), help="verify: check every file; where: print local paths")
     data.add_argument("dataset", help="dataset identifier (see `cortexbench list datasets`)")
     return parser
 
@@ -168,10 +168,10 @@ def _list(args: argparse.Namespace) -> int:
         for prefix, reg in sorted(plugins.registrations("model family").items()):
             rows.append({"identifier": f"{prefix}<name>", "plugin": reg.plugin, "description": reg.spec.description,
                          "modalities": "", "trained": ""})
-    columns = {"model": ["identifier", "modalities", "trained", "description"],
-               "benchmark": ["identifier", "version", "metric", "parent", "description"],
-               "metric": ["identifier", "version", "description"],
-               "dataset": ["identifier", "files", "size", "description"]}[kind]
+    columns = {"model": ["identifier", "modalities", "trained", "plugin", "description"],
+               "benchmark": ["identifier", "version", "metric", "parent", "plugin", "description"],
+               "metric": ["identifier", "version", "plugin", "description"],
+               "dataset": ["identifier", "files", "size", "plugin", "description"]}[kind]
     return _emit(rows, columns, args.json)
 
 

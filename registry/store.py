@@ -77,8 +77,8 @@ class Registry:
                 os.fsync(handle.fileno())
             digest = sha256_file(temp)
             head = assembly.headline(dataset)
-            now = _now()
             with self.index.write_transaction() as conn:
+                now = _now()  # stamped under the write lock, so history order is commit order
                 os.replace(temp, final)
                 _fsync_dir(final.parent)
                 Index.insert_run(conn, {
@@ -100,8 +100,8 @@ class Registry:
                        metric_version: str, error: str, provenance: dict[str, Any]) -> str:
         """Log a failed run; a stored score for the same key is kept, a never-scored pair becomes 'failed'."""
         run_id = uuid.uuid4().hex
-        now = _now()
         with self.index.write_transaction() as conn:
+            now = _now()
             Index.insert_run(conn, {
                 "run_id": run_id, "model": model, "benchmark": benchmark, "benchmark_version": benchmark_version,
                 "metric": metric, "metric_version": metric_version, "state": "failed", "score": None,

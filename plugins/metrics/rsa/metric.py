@@ -58,8 +58,8 @@ class RSA:
         lead_s, lead_t = source.dims[:-2], target.dims[:-2]
         rdm_s = self.rdm(source.values.reshape(-1, *source.shape[-2:]))
         rdm_t = self.rdm(target.values.reshape(-1, *target.shape[-2:]))
-        values = self.compare_rdms(rdm_s, rdm_t).reshape(
-            *[source.sizes[d] for d in lead_s], *[target.sizes[d] for d in lead_t])
+        shape = tuple(source.sizes[d] for d in lead_s) + tuple(target.sizes[d] for d in lead_t)
+        values = self.compare_rdms(rdm_s, rdm_t).reshape(shape)
         coords = {d: source[d].values for d in lead_s if d in source.coords}
         coords.update({d: target[d].values for d in lead_t if d in target.coords})
         return xr.DataArray(values, dims=(*lead_s, *lead_t), coords=coords,
