@@ -10,14 +10,39 @@ torchvision ``mobilenet_v2`` and turn the following ``BatchNorm2d`` into an exac
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 PREFIX = "_jit_pass_hoist_conv_packed_params."
 ENGINE = "qnnpack"  # the iOS app's engine; the engine active at load time decides how weights are re-packed
+
+
+@contextlib.contextmanager
+def _quiet_native_warnings() -> Iterator[None]:
+    """torch prints a C++ deprecation notice for every quantized tensor it creates, bypassing Python's ``warnings``.
+
+    Loading this file is expected to create them, so the notice is noise; file descriptor 2 is silenced only for the
+    load (Python exceptions still propagate normally).
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def load_quantized(path: str | Path, engine: str = ENGINE) -> torch.jit.ScriptModule:
@@ -28,8 +53,7 @@ def load_quantized(path: str | Path, engine: str = ENGINE) -> torch.jit.ScriptMo
                            f"(supported: {torch.backends.quantized.supported_engines})")
     torch.backends.quantized.engine = engine
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet_native_warnings():
             return torch.jit.load(str(path), map_location="cpu").eval()
     finally:
         torch.backends.quantized.engine = previous
@@ -52,8 +76,7 @@ def recover_float_model(scripted: torch.jit.ScriptModule) -> torch.nn.Module:
     if set(packed) != expected:
         raise RuntimeError(f"quantized graph does not match torchvision MobileNetV2: missing "
                            f"{sorted(expected - set(packed))[:5]}, unexpected {sorted(set(packed) - expected)[:5]}")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with torch.no_grad(), _quiet_native_warnings():
         for path, params in packed.items():
             weight, bias = torch.ops.quantized.conv2d_unpack(params)
             conv = modules[path]
