@@ -96,3 +96,24 @@ def test_concurrent_writer_processes_lose_and_corrupt_nothing(tmp_path):
     last = max((r for r in runs if r["model"] == "shared"), key=lambda r: r["created_at"])
     assert shared.run_id == last["run_id"]                                   # index points at the last write
     assert float(load_assembly(shared.path)["score"]) == pytest.approx(shared.score)
+
+
+def test_leaderboard_keeps_failed_and_never_run_apart(registry, tmp_path):
+    from cortexbench.registry import leaderboard
+
+    registry.write(make_assembly(model="strong", benchmark="b1", value=0.9), {})
+    registry.write(make_assembly(model="strong", benchmark="b2", value=0.7), {})
+    registry.write(make_assembly(model="weak", benchmark="b1", value=0.2), {})
+    registry.record_failure(model="weak", benchmark="b2", benchmark_version="1", metric="rsa", metric_version="1",
+                            error="boom", provenance={})
+    registry.write(make_assembly(model="single", benchmark="b2", value=0.5), {})
+    board = leaderboard.build(registry)
+    assert board.models == ["strong", "single", "weak"]                 # ranked by mean over scored benchmarks
+    assert board.mean("strong") == (pytest.approx(0.8), 2)
+    assert board.mean("weak") == (pytest.approx(0.2), 1)                 # the failure is not a zero
+    assert board.cells[("weak", "b2")].state == "failed"
+    assert board.cells[("single", "b1")].state == "never run"
+    rows = {r["model"]: r for r in board.rows()}
+    assert rows["weak"]["coverage"] == "1/2" and rows["weak"]["b2"] == "failed"
+    leaderboard.plot(board, tmp_path / "board.png")
+    assert (tmp_path / "board.png").stat().st_size > 5_000
