@@ -1,4 +1,4 @@
-"""RSA metric plugin: RDMs (correlation or Euclidean distance) compared by Spearman or Pearson correlation."""
+"""RSA metric plugin: RDMs (correlation or Euclidean distance) compared by Spearman, Pearson or Kendall's tau-a."""
 from cortexbench.hookspecs import hookimpl
 from cortexbench.interfaces import MetricSpec
 
@@ -16,8 +16,16 @@ def cortexbench_metrics():
     return [MetricSpec(
         identifier="rsa",
         factory=_build,
-        description="representational similarity: RDM (1 - Pearson r or Euclidean) compared by Spearman or Pearson r",
+        description="representational similarity: RDM (1 - Pearson r or Euclidean, optionally on z-scored features) "
+                    "compared by Spearman, Pearson or Kendall's tau-a",
         version=VERSION,
         citation="Kriegeskorte N, Mur M, Bandettini P (2008). Representational similarity analysis. "
                  "Front Syst Neurosci 2:4.",
     )]
+
+
+@hookimpl
+def cortexbench_datasets():
+    from .reference_data import NET2BRAIN_REFERENCE
+
+    return [NET2BRAIN_REFERENCE]

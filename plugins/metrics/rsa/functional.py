@@ -2,7 +2,9 @@
 
 Conventions: an RDM batch is ``(..., n, n)``; its condensed form is the upper triangle without the diagonal in
 row-major order (``scipy.spatial.distance.squareform`` order). Comparisons take ``(A, m)`` and ``(B, m)``
-condensed batches and return the ``(A, B)`` matrix of all pairs in one matrix product.
+condensed batches and return the ``(A, B)`` matrix of all pairs in one matrix product: Pearson r, Spearman rho
+(Pearson r of ranks, ties averaged) and Kendall's tau-a (rsatoolbox's choice for RDMs with ties; Nili et al. 2014),
+which is computed exactly as a product of pairwise sign matrices, in blocks.
 """
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ import torch
 from cortexbench.errors import InputError
 
 DISTANCES = ("correlation", "euclidean")
-COMPARISONS = ("spearman", "pearson")
+COMPARISONS = ("spearman", "pearson", "kendall")
+#: Entries of the sign blocks built at once by :func:`kendall_tau_a` (bounds memory; 2^24 keeps float32 sums exact).
+KENDALL_BLOCK = 1 << 24
 
 
 def as_tensor(x, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -21,12 +25,18 @@ def as_tensor(x, device: str | torch.device = "cpu", dtype: torch.dtype = torch.
     return torch.as_tensor(values, dtype=dtype, device=device)
 
 
-def rdm(features: torch.Tensor, distance: str = "correlation") -> torch.Tensor:
-    """Dissimilarities between stimuli (rows). ``correlation``: 1 - Pearson r across features."""
+def rdm(features: torch.Tensor, distance: str = "correlation", zscore: bool = False) -> torch.Tensor:
+    """Dissimilarities between stimuli (rows). ``correlation``: 1 - Pearson r across features.
+
+    ``zscore`` first standardises every feature (column) across stimuli, constant columns becoming 0 (Net2Brain's
+    default RDMs).
+    """
     if features.ndim < 2:
         raise InputError(f"features must be (..., stimulus, feature), got shape {tuple(features.shape)}")
     if not torch.isfinite(features).all():
         raise InputError("features contain NaN or infinite values; remove or impute them before computing an RDM")
+    if zscore:
+        features = zscore_features(features)
     if distance == "correlation":
         centred = features - features.mean(dim=-1, keepdim=True)
         norms = centred.norm(dim=-1, keepdim=True)
@@ -43,6 +53,13 @@ def rdm(features: torch.Tensor, distance: str = "correlation") -> torch.Tensor:
     out = 0.5 * (out + out.transpose(-1, -2))
     out.diagonal(dim1=-2, dim2=-1).zero_()
     return out
+
+
+def zscore_features(features: torch.Tensor) -> torch.Tensor:
+    """Each column standardised across stimuli (population std); constant columns become 0."""
+    centred = features - features.mean(-2, keepdim=True)
+    std = centred.pow(2).mean(-2, keepdim=True).sqrt()
+    return torch.where(std > 0, centred / torch.where(std > 0, std, torch.ones_like(std)), torch.zeros_like(centred))
 
 
 def upper(rdms: torch.Tensor) -> torch.Tensor:
@@ -78,6 +95,27 @@ def pearson_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a / na) @ (b / nb).transpose(-1, -2)
 
 
+def kendall_tau_a(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Kendall's tau-a of every row of ``a`` (A, m) with every row of ``b`` (B, m): (A, B).
+
+    tau-a = (concordant - discordant) / (m (m - 1) / 2); tied pairs count as neither, and the denominator does not
+    shrink with ties (unlike tau-b), so a model predicting ties is not rewarded (Nili et al. 2014). Computed as
+    sum_ij sign(a_i - a_j) sign(b_i - b_j) over blocks of i: one matrix product per block, exact in float32 because
+    every partial sum is an integer below 2^24.
+    """
+    m = a.shape[-1]
+    if m < 2:
+        raise InputError("Kendall's tau needs at least 2 dissimilarities")
+    rows = max(1, KENDALL_BLOCK // (m * max(a.shape[0], b.shape[0], 1)))
+    rows = min(rows, max(1, (1 << 24) // m))
+    total = torch.zeros(a.shape[0], b.shape[0], dtype=torch.float64, device=a.device)
+    for start in range(0, m, rows):
+        sa = torch.sign(a[:, start:start + rows, None] - a[:, None, :]).float().reshape(a.shape[0], -1)
+        sb = torch.sign(b[:, start:start + rows, None] - b[:, None, :]).float().reshape(b.shape[0], -1)
+        total += (sa @ sb.T).double()
+    return total / (m * (m - 1))  # every unordered pair was counted twice
+
+
 def compare(a: torch.Tensor, b: torch.Tensor, method: str = "spearman") -> torch.Tensor:
     """Similarity of condensed RDMs: every row of ``a`` (A, m) with every row of ``b`` (B, m)."""
     if a.shape[-1] != b.shape[-1]:
@@ -87,11 +125,18 @@ def compare(a: torch.Tensor, b: torch.Tensor, method: str = "spearman") -> torch
         return pearson_matrix(rankdata(a), rankdata(b))
     if method == "pearson":
         return pearson_matrix(a, b)
+    if method == "kendall":
+        return kendall_tau_a(a, b)
     raise InputError(f"comparison must be one of {COMPARISONS}, got {method!r}")
 
 
 def compare_paired(a: torch.Tensor, b: torch.Tensor, method: str = "spearman") -> torch.Tensor:
     """Similarity of row ``i`` of ``a`` with row ``i`` of ``b`` for all rows: ``(..., m), (..., m) -> (...)``."""
+    if method == "kendall":
+        a, b = torch.broadcast_tensors(a, b)
+        flat_a, flat_b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+        values = torch.stack([kendall_tau_a(flat_a[i:i + 1], flat_b[i:i + 1])[0, 0] for i in range(len(flat_a))])
+        return values.reshape(a.shape[:-1])
     if method == "spearman":
         a, b = rankdata(a), rankdata(b)
     elif method != "pearson":
@@ -124,8 +169,9 @@ def loso_ceiling_condensed(vectors: torch.Tensor, method: str = "spearman") -> t
 
 def bootstrap_samples(n: int, n_bootstrap: int, seed: int) -> torch.Tensor:
     """``(n_bootstrap, n)`` stimulus indices drawn with replacement."""
-    rng = torch.Generator().manual_seed(seed)
-    return torch.randint(0, n, (n_bootstrap, n), generator=rng)
+    from cortexbench.plugins.metrics.ceilings.resampling import resample_indices
+
+    return resample_indices(n, n_bootstrap, seed)
 
 
 def resampled_pairs(rdms: torch.Tensor, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,7 +194,7 @@ def masked_paired_correlation(a: torch.Tensor, b: torch.Tensor, mask: torch.Tens
         a = rankdata(torch.where(mask, a, torch.inf))
         b = rankdata(torch.where(mask, b, torch.inf))
     elif method != "pearson":
-        raise InputError(f"comparison must be one of {COMPARISONS}, got {method!r}")
+        raise InputError(f"the masked (bootstrap) correlation supports spearman and pearson, got {method!r}")
     weight = mask.to(a.dtype)
     count = weight.sum(-1, keepdim=True)
     a = (a - (a * weight).sum(-1, keepdim=True) / count) * weight
@@ -173,3 +219,64 @@ def bootstrap_rsa(model_rdm: torch.Tensor, subject_rdms: torch.Tensor, samples: 
             score = score / masked_paired_correlation(subjects, others, mask, method).mean(0)
         out.append(score)
     return torch.cat(out)
+
+
+def permutation_test(model_rdms: torch.Tensor, brain_rdms: torch.Tensor, method: str = "spearman", *,
+                     n_permutations: int = 1000, random_state: int = 0, exact: bool = False, batch: int = 256):
+    """Stimulus-label permutation test of RDM similarity (Kriegeskorte et al. 2008; Nili et al. 2014).
+
+    ``model_rdms`` ``(A, n, n)`` and ``brain_rdms`` ``(B, n, n)`` (or single RDMs). The brain RDMs' rows and columns
+    are permuted together; for Pearson and Spearman the null needs no re-ranking (permuting entries permutes ranks),
+    so each batch of permutations is one gather and one matrix product. ``exact=True`` enumerates all n!
+    permutations (small n). Returns ``(observed (A, B), null (P, A, B), p (A, B))`` with the one-sided p-value
+    (1 + #{null >= observed}) / (1 + P), or the exact p-value.
+    """
+    from cortexbench.plugins.metrics.ceilings import resampling
+
+    model_rdms, brain_rdms = _batch(model_rdms), _batch(brain_rdms)
+    n = brain_rdms.shape[-1]
+    if model_rdms.shape[-1] != n:
+        raise InputError(f"model RDMs are {model_rdms.shape[-1]} x {model_rdms.shape[-1]} but brain RDMs {n} x {n}; "
+                         "they must describe the same stimuli")
+    a, b = upper(model_rdms), upper(brain_rdms)
+    observed = compare(a, b, method)
+    perms = (resampling.all_permutations(n) if exact
+             else resampling.random_permutations(n, n_permutations, random_state)).to(brain_rdms.device)
+    i, j = torch.triu_indices(n, n, offset=1, device=brain_rdms.device)
+    if method in ("pearson", "spearman"):
+        prep = rankdata if method == "spearman" else (lambda x: x)
+        a_unit = _unit(prep(a))
+        b_full = _square(_unit(prep(b)), n, i, j)                                    # (B, n, n) of the prepared b
+        nulls = []
+        batch = max(1, min(batch, (1 << 27) // (b_full.shape[0] * i.numel())))  # <= 1 GiB of permuted RDMs
+        for start in range(0, len(perms), batch):
+            p = perms[start:start + batch]
+            permuted = b_full[:, p[:, i], p[:, j]]                                   # (B, P, m)
+            nulls.append(torch.einsum("am,bpm->pab", a_unit, permuted))
+    elif method == "kendall":
+        nulls = [kendall_tau_a(a, brain_rdms[:, p][:, :, p][:, i, j])[None] for p in perms]
+    else:
+        raise InputError(f"comparison must be one of {COMPARISONS}, got {method!r}")
+    null = torch.cat(nulls)
+    test = resampling.exact_p_value if exact else resampling.permutation_p_value
+    return observed, null, torch.as_tensor(test(observed.cpu().numpy(), null.cpu().numpy()))
+
+
+def _batch(rdms) -> torch.Tensor:
+    rdms = as_tensor(rdms, getattr(rdms, "device", "cpu"))
+    return rdms[None] if rdms.ndim == 2 else rdms
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    x = x - x.mean(-1, keepdim=True)
+    norm = x.norm(dim=-1, keepdim=True)
+    if (norm == 0).any():
+        raise InputError("cannot correlate a constant RDM (all dissimilarities equal)")
+    return x / norm
+
+
+def _square(condensed: torch.Tensor, n: int, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    full = torch.zeros(*condensed.shape[:-1], n, n, dtype=condensed.dtype, device=condensed.device)
+    full[..., i, j] = condensed
+    full[..., j, i] = condensed
+    return full
