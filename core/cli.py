@@ -66,6 +66,54 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--plot", metavar="PNG", help="also write a plot of the per-layer scores to this file")
     show.add_argument("--json", action="store_true", help="print headline numbers and provenance as JSON")
 
+    ceiling = sub.add_parser(
+        "ceiling", help="compute and store a benchmark's brain-to-brain scores and noise ceilings",
+        description="Score every region of partner subjects (and the leave-one-subject-out mean) against every region "
+                    "of each subject, and store the result under model 'brain-to-brain' (needed by `apa`).",
+        epilog="Example: cortexbench ceiling bmd.rsa --benchmark-option root=/data/ds005165")
+    ceiling.add_argument("benchmark", metavar="BENCHMARK")
+    ceiling.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    ceiling.add_argument("--registry", metavar="PATH")
+    ceiling.add_argument("--benchmark-option", action="append", default=[], metavar="KEY=VALUE",
+                         help="extra option for the benchmark (value parsed as JSON when possible); repeatable")
+    ceiling.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    apa = sub.add_parser(
+        "apa", help="alignment-pattern analysis of stored scores (Höfling et al. 2026)",
+        description="Compare each model's alignment pattern (its scores over all target regions) with the brain's, "
+                    "per region: best layer on train, test score and APS with bootstrap CIs, effectively "
+                    "equivalent models. Needs `cortexbench ceiling BENCHMARK` (or an import) first.")
+    apa.add_argument("benchmark", metavar="BENCHMARK")
+    apa.add_argument("--models", nargs="+", metavar="MODEL", help="models to compare (default: all stored)")
+    apa.add_argument("--outcome", default="score_norm_lower", choices=("score", "score_norm_lower",
+                                                                      "score_norm_upper"),
+                     help="raw score or score divided by the lower/upper ceiling (default: score_norm_lower)")
+    apa.add_argument("--select", action="append", default=[], metavar="DIM=VALUE",
+                     help="pick one value of an extra dimension of the scores (e.g. sigma=1.0); repeatable")
+    apa.add_argument("--n-bootstrap", type=int, default=1000, help="subject bootstrap resamples (default: 1000)")
+    apa.add_argument("--registry", metavar="PATH")
+    apa.add_argument("--plot", metavar="DIR", help="write alignment-pattern heatmaps and score-vs-APS plots here")
+    apa.add_argument("--output", metavar="NC", help="write the full analysis as a netCDF file")
+    apa.add_argument("--json", action="store_true", help="print one JSON row per (region, model)")
+
+    importer = sub.add_parser(
+        "import-apa", help="import Höfling et al.'s released scoresheets into the registry",
+        description="Read precomputed_results/<kind>/<hash>/{config.yaml,scoresheets/*.csv} and store brain-to-brain "
+                    "and model assemblies under benchmarks bmd-released.<metric>.")
+    importer.add_argument("path", metavar="PATH", help="the release's precomputed_results folder (or a part of it)")
+    importer.add_argument("--registry", metavar="PATH")
+    importer.add_argument("--metric", action="append", choices=("rsa", "linear_predictivity"),
+                          help="import only this metric (default: all present); repeatable")
+
+    board = sub.add_parser("leaderboard", help="models x benchmarks table of stored ceiled scores",
+                           description="Rank models by their mean ceiled score over the benchmarks they were scored on, "
+                                       "showing coverage; failed and never-run pairs are shown as such, never as 0.")
+    board.add_argument("--benchmarks", nargs="+", metavar="BENCHMARK", help="columns (default: all stored)")
+    board.add_argument("--models", nargs="+", metavar="MODEL", help="rows (default: all stored)")
+    board.add_argument("--registry", metavar="PATH")
+    board.add_argument("--plot", metavar="PNG", help="also write a heatmap of the table")
+    board.add_argument("--json", action="store_true")
+
     data = sub.add_parser("data", help="check or fetch declared datasets",
                           description="Resolve every file of a dataset (mirror, cache, download) and verify checksums.")
     data.add_argument("action", choices=("verify", "where"), help="verify: check every file; where: print local paths")
@@ -76,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"score": _score, "list": _list, "show": _show, "data": _data}[args.command](args)
+        return {"score": _score, "list": _list, "show": _show, "data": _data, "ceiling": _ceiling, "apa": _apa,
+                "import-apa": _import_apa, "leaderboard": _leaderboard}[args.command](args)
     except CortexbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -220,6 +269,84 @@ def _show(args: argparse.Namespace) -> int:
                 print(f"  {key}: {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
     if args.plot:
         print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _ceiling(args: argparse.Namespace) -> int:
+    from . import assembly
+    from .plugin_manager import get_plugin_manager
+    from .scorer import score_brain_to_brain
+
+    plugins = get_plugin_manager()
+    plugins.report_failures()
+    result = score_brain_to_brain(args.benchmark, registry=args.registry, device=args.device,
+                                  benchmark_options=_parse_options(args.benchmark_option, "--benchmark-option"),
+                                  progress=not args.quiet, plugins=plugins)
+    head = assembly.headline(result.assembly)
+    print(f"brain-to-brain on {args.benchmark}: mean lower ceiling {head['score']:.4f} ± {head['score_error']:.4f}, "
+          f"upper (LOSO) ceiling {head['ceiling']:.4f}  ({result.device}, {result.wall_time_s:.1f} s)")
+    print(f"stored: {result.path}")
+    return 0
+
+
+def _apa(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import alignment_patterns as apa
+    from cortexbench.registry import Registry
+
+    select = _parse_options(args.select, "--select")
+    models, brain = apa.load_from_registry(Registry(args.registry), args.benchmark, args.models)
+    result = apa.analyze(models, brain, outcome_kind=args.outcome, n_bootstrap=args.n_bootstrap, select=select)
+    rows = apa.summary_rows(result)
+    if args.output:
+        result.to_netcdf(args.output, engine="h5netcdf")
+    if args.plot:
+        folder = Path(args.plot)
+        folder.mkdir(parents=True, exist_ok=True)
+        apa.plot_alignment_patterns(result, folder / "alignment_patterns.png")
+        apa.plot_score_vs_aps(result, folder / "score_vs_aps.png")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"alignment-pattern analysis of {len(models)} model(s) on {args.benchmark} ({args.outcome}, "
+          f"{args.n_bootstrap} subject bootstraps; * = effectively equivalent on score and APS)")
+    print(f"{'REGION':7} {'MODEL':40} {'LAYER':18} {'SCORE [95% CI]':24} {'APS [95% CI]':24} BRAIN-APS")
+    for row in rows:
+        mark = "*" if row["equivalent_both"] else " "
+        print(f"{row['region']:7} {mark}{row['model'][:39]:39} {row['best_layer'][:18]:18} "
+              f"{row['score']:.3f} [{row['score_ci'][0]:.3f}, {row['score_ci'][1]:.3f}]   "
+              f"{row['aps']:.3f} [{row['aps_ci'][0]:.3f}, {row['aps_ci'][1]:.3f}]   {row['brain_aps']:.3f}")
+    if args.plot:
+        print(f"plots written to {args.plot}")
+    if args.output:
+        print(f"analysis written to {args.output}")
+    return 0
+
+
+def _import_apa(args: argparse.Namespace) -> int:
+    from cortexbench.plugins.benchmarks.bold_moments.released import import_release
+
+    stored = import_release(args.path, registry=args.registry, metrics=args.metric)
+    for model, benchmark, path in stored:
+        print(f"stored {model} x {benchmark}: {path}")
+    print(f"{len(stored)} assemblies imported; run `cortexbench apa {stored[0][1]}` to analyse them")
+    return 0
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from cortexbench.registry import Registry, leaderboard
+
+    registry = Registry(args.registry)
+    board = leaderboard.build(registry, args.benchmarks, args.models)
+    if not board.models:
+        print(f"no scores stored in {registry.root} yet; run `cortexbench score MODEL BENCHMARK`")
+        return 0
+    if args.plot:
+        leaderboard.plot(board, args.plot)
+    _emit(board.rows(), ["model", "mean", "coverage", *board.benchmarks], args.json)
+    if args.plot and not args.json:
+        print(f"plot written to {args.plot}")
     return 0
 
 

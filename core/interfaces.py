@@ -109,6 +109,8 @@ class Candidate(Protocol):
     modalities: frozenset[str]
     layers: tuple[Layer, ...]
     region_layer_map: Mapping[str, tuple[str, ...]]
+    #: The resolved device ("cpu", "cuda:0"): benchmarks run their metrics there too.
+    device: str
 
     def activations(self, stimuli: "StimulusSet", layers: Sequence[str] | None = None,
                     pooling: str = "avg") -> dict[str, "xr.DataArray"]:

@@ -116,3 +116,42 @@ def _data_checksums(plugins: PluginManager, bench_spec) -> dict[str, dict[str, A
 
 def _seeds(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: attrs[k] for k in attrs if "seed" in k}
+
+
+def score_brain_to_brain(benchmark: str, *, registry: Any = None, device: str = "auto",
+                         benchmark_options: Mapping[str, Any] | None = None, store: bool = True,
+                         progress: bool = True, plugins: PluginManager | None = None) -> ScoreResult:
+    """Brain-to-brain scores and ceilings of a benchmark that implements ``brain_to_brain()``, stored under model
+    ``brain-to-brain`` (what ``cortexbench apa`` compares model alignment patterns with)."""
+    from cortexbench.registry import Registry
+
+    from .alignment_patterns import BRAIN_MODEL
+
+    plugins = plugins or get_plugin_manager()
+    bench_reg = plugins.get("benchmark", benchmark)
+    bench_spec = bench_reg.spec
+    metric_spec = plugins.metric_spec(bench_spec.metric) if bench_spec.metric else None
+    device = resolve_device(device)
+    built = plugins.create_benchmark(benchmark, **dict(benchmark_options or {}))
+    if hasattr(built, "device") and "device" not in (benchmark_options or {}):
+        built.device = device  # benchmarks that take a device get the resolved one
+    if not callable(getattr(built, "brain_to_brain", None)):
+        raise InputError(f"benchmark {benchmark!r} has no brain-to-brain comparison (it needs several subjects and "
+                         "regions and a brain_to_brain() method)")
+    registry = registry if isinstance(registry, Registry) or not store else Registry(registry)
+    start = time.perf_counter()
+    with progress_enabled(progress):
+        result = built.brain_to_brain()
+    assembly.validate(result)
+    _check_identity(result, BRAIN_MODEL, bench_spec, metric_spec)
+    wall = time.perf_counter() - start
+    path = None
+    if store:
+        facts = {"model": BRAIN_MODEL, "benchmark": benchmark, "benchmark_plugin": _plugin(bench_reg),
+                 "benchmark_version": bench_spec.version, "metric": bench_spec.metric,
+                 "metric_version": metric_spec.version if metric_spec else "",
+                 "data_checksums": _data_checksums(plugins, bench_spec), "device": describe(device),
+                 "benchmark_options": dict(benchmark_options or {}), "wall_time_s": round(wall, 3),
+                 "seeds": _seeds(result.attrs)}
+        path = registry.write(result, provenance.collect(**facts)).path
+    return ScoreResult(result, path, wall, device, 0, 0)

@@ -1,0 +1,94 @@
+"""cortexbench.alignment_patterns on synthetic assemblies with planted patterns (any benchmark, not only BMD)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from cortexbench import alignment_patterns as apa
+from cortexbench import assembly
+from cortexbench.errors import InputError
+
+REGIONS = ["A", "B", "C", "D", "E"]
+SUBJECTS = [f"s{i}" for i in range(6)]
+
+
+def _brain(seed=0, noise=0.05):
+    """Pairwise scores whose pattern for source region r is a fixed profile P[r] (+ noise); 3 partners each."""
+    rng = np.random.default_rng(seed)
+    profile = rng.uniform(0.1, 1.0, size=(len(REGIONS), len(REGIONS))) + np.eye(len(REGIONS))  # same region best
+    raw = np.full((6, 5, 5, 6, 2), np.nan)
+    for t in range(6):
+        for p in [(t + k) % 6 for k in (1, 2, 3)]:
+            raw[p, :, :, t, :] = profile[:, :, None] + noise * rng.normal(size=(5, 5, 2))
+    dims = ("source_subject", "source_region", "region", "subject", "split")
+    coords = {"source_subject": SUBJECTS, "source_region": REGIONS, "region": REGIONS, "subject": SUBJECTS,
+              "split": ["train", "test"]}
+    brain = apa.brain_to_brain_assembly(xr.DataArray(raw, dims=dims, coords=coords), None,
+                                        {"benchmark": "synthetic", "benchmark_version": "1", "metric": "m",
+                                         "metric_version": "1"}, n_bootstrap=20)
+    return brain, profile
+
+
+def _model(name, values, extra_dims=None):
+    dims = ("layer", "region", "subject", "split") + tuple(extra_dims or ())
+    raw = xr.DataArray(values, dims=dims, coords={"layer": [f"l{i}" for i in range(values.shape[0])],
+                                                  "region": REGIONS, "subject": SUBJECTS, "split": ["train", "test"]})
+    attrs = {"model": name, "benchmark": "synthetic", "benchmark_version": "1", "metric": "m", "metric_version": "1",
+             "ceiling_method": "none", "error_method": "none"}
+    return assembly.make(score=0.0, score_error=0.0, ceiling=float("nan"), raw=raw, attrs=attrs)
+
+
+def test_a_model_with_the_brain_pattern_matches_it_and_a_flat_one_does_not():
+    brain, profile = _brain()
+    lower = np.array([profile[r, r] for r in range(5)])
+    rng = np.random.default_rng(1)
+    # layer l reproduces the brain pattern of region l (its own target boosted), so it is the best layer for l
+    good = np.stack([profile[layer][:, None, None] * (0.5 + 0.5 * (np.arange(5) == layer))[:, None, None]
+                     * np.ones((5, 6, 2)) for layer in range(5)])
+    shuffled = good[:, rng.permutation(5)]
+    result = apa.analyze({"good": _model("good", good), "shuffled": _model("shuffled", shuffled)}, brain,
+                         outcome_kind="score", n_bootstrap=50)
+    assert (result["n_subjects"] == 6).all()
+    for r, region in enumerate(REGIONS):
+        assert str(result["best_layer"].sel(model="good", region=region).values) == f"l{r}"
+    aps_good = result["aps_mean"].sel(model="good").values
+    aps_shuffled = result["aps_mean"].sel(model="shuffled").values
+    assert (aps_good > aps_shuffled).mean() >= 0.8
+    # the lower ceiling is the same-region profile (noise averages out over partners)
+    np.testing.assert_allclose(result["lower_ceiling"].sel(split="test").mean("subject").values, lower, atol=0.05)
+    assert (result["brain_aps_mean"].values > 0.95).all()
+
+
+def test_aps_is_invariant_to_rescaling_a_subjects_scores():
+    brain, _ = _brain(seed=2)
+    values = np.random.default_rng(3).uniform(size=(3, 5, 6, 2))
+    scaled = values * np.linspace(0.5, 2.0, 6)[None, None, :, None]
+    a = apa.analyze({"m": _model("m", values)}, brain, outcome_kind="score", n_bootstrap=10)
+    b = apa.analyze({"m": _model("m", scaled)}, brain, outcome_kind="score", n_bootstrap=10)
+    np.testing.assert_allclose(a["aps"].values, b["aps"].values, atol=1e-12)
+
+
+def test_extra_dimensions_must_be_selected_and_regions_must_match():
+    brain, _ = _brain()
+    values = np.random.default_rng(0).uniform(size=(2, 5, 6, 2, 3))
+    model = _model("cka", values, extra_dims=("sigma",)).assign_coords(sigma=[0.5, 1.0, 2.0])
+    with pytest.raises(InputError, match="sigma"):
+        apa.analyze({"cka": model}, brain, n_bootstrap=5)
+    result = apa.analyze({"cka": model}, brain, n_bootstrap=5, select={"sigma": 1.0})
+    assert result.sizes["region"] == 5
+    partial = _model("partial", values[..., 0]).sel(region=REGIONS[:3])
+    with pytest.raises(InputError, match="target region"):
+        apa.analyze({"partial": partial}, brain, n_bootstrap=5)
+    with pytest.raises(InputError, match="brain-to-brain"):
+        apa.analyze({"m": partial}, _model("not-brain", values[..., 0]), n_bootstrap=5)
+
+
+def test_split_less_assemblies_are_treated_as_test_only():
+    brain, _ = _brain()
+    values = np.random.default_rng(4).uniform(size=(3, 5, 6, 2))
+    model = _model("m", values)
+    test_only = model.assign(raw=model["raw"].sel(split="test", drop=True))
+    result = apa.analyze({"m": test_only}, brain, outcome_kind="score", n_bootstrap=5)
+    best = values[:, :, :, 1].mean(-1).argmax(0)
+    assert [str(v) for v in result["best_layer"].sel(model="m").values] == [f"l{b}" for b in best]
