@@ -1,24 +1,39 @@
-"""Batched activation extraction for PyTorch image networks.
+"""Batched activation extraction for PyTorch image (and video) networks.
 
-One loop serves every torch model: preprocessing described by data (as timm's data config), decoding in
-DataLoader workers, forward hooks that pool on the device, a forward pass that stops after the deepest
-requested layer, ``torch.inference_mode``, channels-last and bf16 autocast on CUDA, and pinned host copies.
-Model plugins only say how to build the network, which modules are its layers, and how to preprocess.
+One loop serves every torch model. What keeps a GPU busy:
+
+* decoding and resizing in DataLoader worker processes, which hand over uint8 ``(H, W, 3)`` arrays (4x less to
+  pin and copy than float); scaling and normalization run on the device, where ``permute`` of the stacked
+  ``(B, H, W, 3)`` batch is already a channels-last ``NCHW`` tensor;
+* ``torch.inference_mode``, channels-last weights and bf16 autocast on CUDA, cuDNN autotuning;
+* forward hooks that pool on the device (averages accumulated in float32) and a forward pass that stops right
+  after the deepest requested layer;
+* one device-side concatenation of all requested layers per batch and one asynchronous copy into pinned host
+  memory; batch ``k`` is handed to the caller only after batch ``k + 1`` has been queued, so the host never
+  blocks the GPU waiting for a copy.
+
+Video clips (``modality="video"``) are decoded with :func:`cortexbench.video.decode_video`; the frames of a clip
+go through the same network as one batch, each layer is pooled per frame and then averaged over time.
+Model plugins only say how to build the network, which modules are its layers and how to preprocess.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from .errors import InputError
 from .interfaces import ActivationBatch, Layer
-from .pooling import pool
+from .pooling import average_frames, pool
 from .stimuli import StimulusSet
+from .video import VideoSampling, decode_video
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,7 +55,8 @@ class Preprocessing:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
 
-    def transform(self) -> Callable:
+    def geometry(self) -> Callable:
+        """PIL image -> resized (and cropped) PIL image; the part that runs in worker processes."""
         from torchvision import transforms as T
 
         modes = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
@@ -55,25 +71,105 @@ class Preprocessing:
                      T.CenterCrop(self.input_size)]
         else:
             raise InputError(f"resize must be 'direct' or 'crop', got {self.resize!r}")
-        return T.Compose([*steps, T.ToTensor(), T.Normalize(self.mean, self.std)])
+        return T.Compose(steps)
+
+    def resize_tensors(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """Decoded uint8 ``(3, H, W)`` tensors (any device) -> resized, cropped uint8 ``(B, 3, S, S)``: the same
+        geometry as :meth:`geometry` done by torchvision on tensors; images of one size are resized together."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.v2 import functional as TF
+
+        mode = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
+                "nearest": InterpolationMode.NEAREST}[self.interpolation]
+        out: list[torch.Tensor | None] = [None] * len(images)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(images):
+            groups.setdefault(tuple(image.shape), []).append(index)
+        for indices in groups.values():
+            batch = torch.stack([images[i] for i in indices])
+            if self.resize == "direct":
+                batch = TF.resize(batch, [self.input_size, self.input_size], interpolation=mode, antialias=True)
+            else:
+                batch = TF.resize(batch, [int(round(self.input_size / self.crop_pct))], interpolation=mode,
+                                  antialias=True)
+                batch = TF.center_crop(batch, [self.input_size, self.input_size])
+            for row, index in enumerate(indices):
+                out[index] = batch[row]
+        return torch.stack(out)
+
+    def transform(self) -> Callable:
+        """The whole pipeline on the CPU (PIL -> normalized float tensor), as torchvision would write it."""
+        from torchvision import transforms as T
+
+        return T.Compose([self.geometry(), T.ToTensor(), T.Normalize(self.mean, self.std)])
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, H, W, 3)`` on any device -> normalized float ``(B, 3, H, W)`` (channels-last memory)."""
+        scale = torch.tensor([1 / (255 * s) for s in self.std], device=batch.device)
+        shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=batch.device)
+        return (batch.float() * scale + shift).permute(0, 3, 1, 2)
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-class _ImageDataset(torch.utils.data.Dataset):
-    def __init__(self, stimuli: StimulusSet, transform: Callable):
-        self.stimuli, self.transform = stimuli, transform
+@contextlib.contextmanager
+def _quiet_torchvision_io():
+    """torchvision 0.29 marks its image I/O deprecated (in favour of TorchCodec); it still works and is tested."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def _uint8_hwc(image) -> torch.Tensor:
+    return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8, copy=True))
+
+
+class _InputDataset(torch.utils.data.Dataset):
+    """Stimulus ``i`` as the network's input, built in a worker process.
+
+    Images: uint8 ``(H, W, 3)``, or the output of ``transform`` when the model brings its own (a float tensor).
+    Videos: the same per frame, stacked to ``(T, ...)``.
+    """
+
+    def __init__(self, stimuli: StimulusSet, preprocessing: Preprocessing, video: VideoSampling,
+                 transform: Callable | None, encoded: bool = False):
+        self.stimuli, self.preprocessing, self.video, self.transform = stimuli, preprocessing, video, transform
+        self.geometry = preprocessing.geometry()
+        self.encoded = encoded  # hand over the file's bytes; decoding happens on the extraction device
 
     def __len__(self) -> int:
         return len(self.stimuli)
 
+    def _image(self, image) -> torch.Tensor:
+        if self.transform is not None:
+            return self.transform(image)
+        return _uint8_hwc(self.geometry(image))
+
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.transform(self.stimuli.load(index))
+        if self.stimuli.modality == "image":
+            if self.encoded:
+                with _quiet_torchvision_io():
+                    from torchvision.io import read_file
+
+                    return read_file(str(self.stimuli.items[index]))
+            return self._image(self.stimuli.load(index))
+        from PIL import Image
+
+        video = self.video
+        frames = decode_video(self.stimuli.load(index), fps=video.fps, size=video.size, n_frames=video.n_frames)
+        if video.frames == "direct" and self.transform is None:
+            return torch.from_numpy(frames)
+        return torch.stack([self._image(Image.fromarray(frame)) for frame in frames])
 
 
 class _StopForward(Exception):
     """Raised by the hook of the deepest requested layer: nothing after it needs computing."""
+
+
+def default_workers(device: str) -> int:
+    """DataLoader workers: none on the CPU (they would compete with the network), else all cores but one."""
+    return 0 if not device.startswith("cuda") else max(1, min(16, (os.cpu_count() or 2) - 1))
 
 
 @dataclass
@@ -82,6 +178,12 @@ class TorchImageModel:
 
     ``build`` constructs the network (weights loaded) on the CPU; it is called once, on first extraction.
     ``modules`` maps layer names to module paths when they differ (default: the layer name is the path).
+    ``transform`` (optional) replaces the worker-side preprocessing: PIL image -> normalized float ``(3, H, W)``
+    (e.g. a Hugging Face image processor); by default workers resize and crop and the device normalizes.
+    Video clips are sampled as ``video`` says (Höfling et al.: 4 fps, 256 x 256, 12 frames).
+    ``decode="device"`` has the workers only read JPEG files and decodes and resizes them on the extraction
+    device with torchvision (nvJPEG on CUDA), for when CPU decoding cannot keep up with the GPU; its pixels differ
+    slightly from Pillow's, so it is part of the fingerprint.
     """
 
     identifier: str
@@ -92,13 +194,19 @@ class TorchImageModel:
     region_layer_map: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     modules: Mapping[str, str] = field(default_factory=dict)
     fingerprint_extra: Mapping[str, str] = field(default_factory=dict)
-    modalities: frozenset[str] = frozenset({"image"})
+    modalities: frozenset[str] = frozenset({"image", "video"})
+    video: VideoSampling = field(default_factory=VideoSampling)
+    transform: Callable | None = None
+    num_workers: int | None = None
+    decode: str = "workers"
     _network: torch.nn.Module | None = field(default=None, init=False, repr=False)
     _device: str | None = field(default=None, init=False, repr=False)
 
     def fingerprint(self) -> dict[str, str]:
         return {"model": self.identifier, "weights": self.weights_id, "preprocessing": self.preprocessing.as_json(),
-                "torch": torch.__version__.split("+")[0], "class": type(self).__qualname__, **self.fingerprint_extra}
+                "video": self.video.as_json(), "torch": torch.__version__.split("+")[0],
+                **({"decode": self.decode} if self.decode != "workers" else {}),
+                "class": type(self).__qualname__, **self.fingerprint_extra}
 
     def network(self, device: str = "cpu") -> torch.nn.Module:
         """The network in eval mode on ``device`` (built once, moved when the device changes)."""
@@ -118,16 +226,29 @@ class TorchImageModel:
         raise InputError(f"model {self.identifier!r} has no layer {name!r}; its layers are "
                          f"{[l.name for l in self.layers]}")
 
-    def iter_activations(self, stimuli: StimulusSet, layers: Sequence[str], *, pooling: str = "avg",
-                         device: str = "cpu", batch_size: int = 64, precision: str = "fp32",
-                         ) -> Iterator[ActivationBatch]:
-        if stimuli.modality not in self.modalities:
-            raise InputError(f"model {self.identifier!r} accepts {sorted(self.modalities)} stimuli, "
-                             f"stimulus set {stimuli.identifier!r} is {stimuli.modality}")
-        wanted = [self._layer(name) for name in layers]
+    # --- the parts subclasses may replace ----------------------------------------------------------------
+    def prepare(self, batch: torch.Tensor | list[torch.Tensor], device: str) -> torch.Tensor:
+        """A collated batch on ``device`` as the network's float input (encoded files: decoded there first)."""
+        if isinstance(batch, list):
+            with _quiet_torchvision_io():
+                from torchvision.io import ImageReadMode, decode_jpeg
+
+                images = decode_jpeg(batch, mode=ImageReadMode.RGB, device=device)
+            batch = self.preprocessing.resize_tensors(images).permute(0, 2, 3, 1)
+        batch = batch.to(device, non_blocking=True)
+        if batch.dtype == torch.uint8:
+            batch = self.preprocessing.normalize(batch)
+        if not device.startswith("cuda"):
+            batch = batch.contiguous()
+        elif batch.ndim == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+
+    def forward_layers(self, network: torch.nn.Module, inputs: torch.Tensor, wanted: Sequence[Layer],
+                       pooling: str) -> dict[str, torch.Tensor]:
+        """Pooled ``(batch, features)`` outputs of ``wanted`` layers, by forward hooks; stops after the deepest."""
         order = {layer.name: i for i, layer in enumerate(self.layers)}
         deepest = max(wanted, key=lambda layer: order[layer.name]).name
-        network = self.network(device)
         named = dict(network.named_modules())
         outputs: dict[str, torch.Tensor] = {}
 
@@ -135,52 +256,125 @@ class TorchImageModel:
             def hook(_module, _inputs, output):
                 if isinstance(output, (tuple, list)):
                     output = output[0]
-                outputs[layer.name] = pool(output, layer.layout, pooling)
+                pooled = pool(output, layer.layout, pooling)
+                if pooled.untyped_storage().data_ptr() == output.untyped_storage().data_ptr():
+                    pooled = pooled.clone()  # a view: later in-place ops of the network must not change it
+                outputs[layer.name] = pooled
                 if layer.name == deepest:
                     raise _StopForward
             return hook
 
         handles = []
-        for layer in wanted:
-            path = self.modules.get(layer.name, layer.name)
-            if path not in named:
-                raise InputError(f"model {self.identifier!r}: layer {layer.name!r} maps to module {path!r}, "
-                                 "which the network does not have")
-            handles.append(named[path].register_forward_hook(make_hook(layer)))
-        cuda = device.startswith("cuda")
-        workers = 0 if not cuda else min(8, max(1, (os.cpu_count() or 2) - 1))
-        loader = torch.utils.data.DataLoader(
-            _ImageDataset(stimuli, self.preprocessing.transform()), batch_size=batch_size, shuffle=False,
-            num_workers=workers, pin_memory=cuda, persistent_workers=False)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and precision == "bf16")
         try:
-            start = 0
-            with torch.inference_mode(), autocast:
-                for batch in loader:
-                    batch = batch.to(device, non_blocking=True)
-                    if cuda:
-                        batch = batch.contiguous(memory_format=torch.channels_last)
-                    outputs.clear()
-                    try:
-                        network(batch)
-                    except _StopForward:
-                        pass
-                    host = {name: _to_host(outputs[name]) for name in layers}
-                    yield ActivationBatch(start, {name: t.numpy() for name, t in host.items()})
-                    start += len(batch)
+            for layer in wanted:
+                path = self.modules.get(layer.name, layer.name)
+                if path not in named:
+                    raise InputError(f"model {self.identifier!r}: layer {layer.name!r} maps to module {path!r}, "
+                                     "which the network does not have")
+                handles.append(named[path].register_forward_hook(make_hook(layer)))
+            try:
+                network(inputs)
+            except _StopForward:
+                pass
         finally:
             for handle in handles:
                 handle.remove()
+        return outputs
+
+    def _check_decode(self, stimuli: StimulusSet) -> bool:
+        """Whether images go to the device still encoded; ``decode="device"`` needs JPEG files."""
+        if self.decode == "workers" or stimuli.modality != "image":
+            if self.decode not in ("workers", "device"):
+                raise InputError(f"decode must be 'workers' or 'device', got {self.decode!r}")
+            return False
+        if self.decode != "device":
+            raise InputError(f"decode must be 'workers' or 'device', got {self.decode!r}")
+        if self.transform is not None:
+            raise InputError(f"model {self.identifier!r} brings its own image transform; use decode='workers'")
+        bad = [str(item) for item in stimuli.items
+               if not isinstance(item, os.PathLike) or str(item).lower().rsplit(".", 1)[-1] not in ("jpg", "jpeg")]
+        if bad:
+            raise InputError(f"decode='device' reads JPEG files only; stimulus set {stimuli.identifier!r} has "
+                             f"{len(bad)} other stimuli (e.g. {bad[0][:80]}); use decode='workers'")
+        return True
+
+    # --- extraction --------------------------------------------------------------------------------------
+    def iter_activations(self, stimuli: StimulusSet, layers: Sequence[str], *, pooling: str = "avg",
+                         device: str = "cpu", batch_size: int = 64, precision: str = "fp32",
+                         ) -> Iterator[ActivationBatch]:
+        require_modality(self, stimuli)
+        wanted = [self._layer(name) for name in layers]
+        if not wanted:
+            raise InputError(f"model {self.identifier!r}: no layers requested")
+        network = self.network(device)
+        video = stimuli.modality == "video"
+        n_frames = self.video.n_frames if video else 1
+        per_batch = max(1, batch_size // n_frames)  # batch_size counts images (frames) per forward pass
+        cuda = device.startswith("cuda")
+        workers = default_workers(device) if self.num_workers is None else self.num_workers
+        encoded = self._check_decode(stimuli)
+        loader = torch.utils.data.DataLoader(
+            _InputDataset(stimuli, self.preprocessing, self.video, self.transform, encoded), batch_size=per_batch,
+            shuffle=False, num_workers=workers, pin_memory=cuda and not encoded,
+            prefetch_factor=4 if workers else None, collate_fn=list if encoded else None)
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and precision == "bf16")
+
+        def compute(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+            if video:  # (clips, T, ...) -> (clips * T, ...), pooled per frame, then averaged over time
+                batch = batch.reshape(-1, *batch.shape[2:])
+            inputs = self.prepare(batch, device)
+            pooled = self.forward_layers(network, inputs, wanted, pooling)
+            if video:
+                pooled = {name: average_frames(values, n_frames) for name, values in pooled.items()}
+            return pooled
+
+        with torch.inference_mode(), autocast:
+            yield from stream_to_host(loader, compute, list(layers), device)
 
 
-def _to_host(tensor: torch.Tensor) -> torch.Tensor:
-    tensor = tensor.float()
-    if tensor.is_cuda:
-        out = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
-        out.copy_(tensor, non_blocking=True)
-        torch.cuda.current_stream(tensor.device).synchronize()
-        return out
-    return tensor.contiguous()
+def require_modality(model, stimuli: StimulusSet) -> None:
+    """A clear error when a model is handed stimuli of a modality it does not take."""
+    if stimuli.modality not in model.modalities:
+        raise InputError(f"model {model.identifier!r} accepts {sorted(model.modalities)} stimuli; stimulus set "
+                         f"{stimuli.identifier!r} is {stimuli.modality}")
+
+
+def stream_to_host(batches: Iterable[Any], compute: Callable[[Any], Mapping[str, torch.Tensor]],
+                   layers: Sequence[str], device: str) -> Iterator[ActivationBatch]:
+    """Run ``compute`` on each batch and yield host copies, one batch behind on CUDA (see the module docstring)."""
+    cuda = device.startswith("cuda")
+    pending = None
+    start = 0
+    for batch in batches:
+        pooled = compute(batch)
+        parts = [pooled[name] for name in layers]
+        rows = parts[0].shape[0]
+        parts = [p.reshape(rows, -1).float() for p in parts]
+        widths = [p.shape[1] for p in parts]
+        flat = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+        if cuda:
+            host = torch.empty(flat.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(flat, non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record()
+        else:
+            host, ready = flat.contiguous(), None
+        if pending is not None:
+            yield _finish(*pending, layers)
+        pending = (start, host, ready, widths)
+        start += rows
+    if pending is not None:
+        yield _finish(*pending, layers)
+
+
+def _finish(start: int, host: torch.Tensor, ready, widths: list[int], layers: Sequence[str]) -> ActivationBatch:
+    if ready is not None:
+        ready.synchronize()
+    values = host.numpy()
+    bounds = np.cumsum([0, *widths])
+    return ActivationBatch(start, {name: values[:, bounds[i]:bounds[i + 1]] for i, name in enumerate(layers)})
 
 
 def extract_all(model, stimuli: StimulusSet, layers: Sequence[str], **kwargs) -> dict[str, np.ndarray]:

@@ -39,7 +39,7 @@ def cortexbench_models():
         identifier="mobilenet_v2",
         factory=_build,
         description="MobileNetV2 1.0, ImageNet-trained (torchvision weights, dequantized from int8); 20 layers",
-        modalities=("image",),
+        modalities=("image", "video"),
         family="mobilenet_v2",
         trained=True,
         citation=CITATION,

@@ -1,0 +1,178 @@
+"""The torch extraction loop: device-side normalization, early stop, in-place safety, batching, video averaging."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cortexbench.activations import CachedCandidate
+from cortexbench.errors import InputError
+from cortexbench.extraction import Preprocessing, TorchImageModel, extract_all
+from cortexbench.interfaces import make_layers
+from cortexbench.pooling import pool
+from cortexbench.stimuli import StimulusSet
+from cortexbench.video import VideoSampling, decode_video
+
+
+class Counting(torch.nn.Module):
+    def __init__(self, module):
+        super().__init__()
+        self.module, self.calls = module, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.module(x)
+
+
+def tiny_network() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 6, 3, stride=2), torch.nn.ReLU(inplace=True),  # rewrites layer "2"'s output in place
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), Counting(torch.nn.Linear(6, 5))).eval()
+
+
+LAYERS = make_layers(["0", "2", "6"], ["NCHW", "NCHW", "NC"])
+PREP = Preprocessing(input_size=20, resize="crop", crop_pct=0.8, interpolation="bicubic", mean=(0.4, 0.5, 0.6),
+                     std=(0.2, 0.25, 0.3))
+
+
+def tiny_model(**kwargs) -> TorchImageModel:
+    network = tiny_network()
+    return TorchImageModel("tiny", lambda: network, LAYERS, PREP, "test", **kwargs)
+
+
+def images(n=5) -> StimulusSet:
+    rng = np.random.default_rng(0)
+    return StimulusSet.from_arrays("imgs", [rng.integers(0, 255, (30 + 3 * i, 40, 3), dtype=np.uint8)
+                                            for i in range(n)], [f"s{i}" for i in range(n)])
+
+
+def reference_outputs(model: TorchImageModel, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The plain way: torchvision's CPU transform already applied, forward hooks that copy."""
+    captured = {}
+    network = model.network()
+    handles = [dict(network.named_modules())[name].register_forward_hook(
+        lambda _m, _i, out, name=name: captured.__setitem__(name, out.clone())) for name in ("0", "2", "6")]
+    with torch.inference_mode():
+        network(batch)
+    for handle in handles:
+        handle.remove()
+    return captured
+
+
+def test_matches_torchvision_pipeline_and_keeps_pre_inplace_values():
+    model, stimuli = tiny_model(), images()
+    transform = PREP.transform()
+    batch = torch.stack([transform(stimuli.load(i)) for i in range(len(stimuli))])
+    expected = reference_outputs(model, batch)
+    for pooling in ("avg", "flatten"):
+        got = extract_all(model, stimuli, ["0", "2", "6"], pooling=pooling, batch_size=2)
+        for name, layer in zip(("0", "2", "6"), LAYERS):
+            np.testing.assert_allclose(got[name], pool(expected[name], layer.layout, pooling).numpy(),
+                                       rtol=1e-5, atol=1e-5)
+    flat = extract_all(model, stimuli, ["2"], pooling="flatten")["2"]
+    assert (flat < 0).any()  # the conv output before the in-place ReLU, not after it
+
+
+def test_forward_stops_after_the_deepest_requested_layer():
+    model, stimuli = tiny_model(), images(4)
+    counter = model.network()[6]
+    extract_all(model, stimuli, ["0", "2"], batch_size=2)
+    assert counter.calls == 0
+    extract_all(model, stimuli, ["6"], batch_size=2)
+    assert counter.calls == 2
+
+
+def test_batch_size_does_not_change_results():
+    model, stimuli = tiny_model(), images(7)
+    one = extract_all(model, stimuli, ["2", "6"], batch_size=1)
+    many = extract_all(model, stimuli, ["2", "6"], batch_size=3)
+    starts = [b.start for b in model.iter_activations(stimuli, ["6"], batch_size=3)]
+    assert starts == [0, 3, 6]
+    for name in one:
+        np.testing.assert_allclose(one[name], many[name], rtol=1e-6, atol=1e-6)
+
+
+def write_clips(folder, n=3, frames=12, rate=8):
+    import av
+
+    rng = np.random.default_rng(5)
+    paths = []
+    for clip in range(n):
+        path = folder / f"clip{clip}.mp4"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=rate)
+            stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+            for _ in range(frames):
+                frame = rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+        paths.append(path)
+    return StimulusSet.from_files("clips", paths, modality="video")
+
+
+@pytest.mark.parametrize("frames", ["preprocess", "direct"])
+def test_video_layers_are_pooled_per_frame_then_averaged_over_time(tmp_path, frames):
+    from PIL import Image
+
+    sampling = VideoSampling(fps=4, size=24, n_frames=6, frames=frames)
+    model, clips = tiny_model(video=sampling), write_clips(tmp_path)
+    transform = PREP.transform()
+    for pooling in ("avg", "flatten"):
+        got = extract_all(model, clips, ["0", "2", "6"], pooling=pooling, batch_size=12)  # two clips a batch
+        for index in range(len(clips)):
+            decoded = decode_video(clips.items[index], fps=4, size=24, n_frames=6)
+            if frames == "preprocess":
+                batch = torch.stack([transform(Image.fromarray(f)) for f in decoded])
+            else:  # whole decoded frames, only normalized
+                batch = (torch.from_numpy(decoded).float() / 255 - torch.tensor(PREP.mean)) / torch.tensor(PREP.std)
+                batch = batch.permute(0, 3, 1, 2)
+            expected = reference_outputs(model, batch)
+            for name, layer in zip(("0", "2", "6"), LAYERS):
+                per_frame = pool(expected[name], layer.layout, pooling).numpy()
+                np.testing.assert_allclose(got[name][index], per_frame.mean(0), rtol=1e-4, atol=1e-5)
+
+
+def test_cached_candidate_streams_video(tmp_path):
+    model, clips = tiny_model(video=VideoSampling(fps=4, size=24, n_frames=6)), write_clips(tmp_path, n=2)
+    acts = CachedCandidate(model, batch_size=6).activations(clips, ["2"], pooling="flatten")
+    assert acts["2"].shape == (2, 6 * 9 * 9)  # 20 px input, 3x3 conv at stride 2: 9 x 9 maps
+
+
+def test_wrong_modality_and_layer_are_clear_errors():
+    model = TorchImageModel("tiny", tiny_network, LAYERS, PREP, "test", modalities=frozenset({"image"}))
+    with pytest.raises(InputError, match="accepts"):
+        extract_all(model, StimulusSet.from_texts("t", ["a"]), ["0"])
+    with pytest.raises(InputError, match="no layer 'nope'"):
+        extract_all(model, images(1), ["nope"])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torchvision 0.29 flags its image I/O for TorchCodec
+def test_decoding_on_the_device_matches_the_worker_path(tmp_path):
+    """decode='device' (JPEG bytes decoded and resized by torchvision where the network runs; here the CPU)
+    gives nearly the same network input as Pillow in the workers, and layers close to it."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    paths = []
+    for i, shape in enumerate([(60, 80), (60, 80), (45, 50)]):  # two of one size: resized as one group
+        small = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
+        path = tmp_path / f"img{i}.jpg"
+        Image.fromarray(small).resize(shape[::-1], Image.BICUBIC).save(path, quality=95)
+        paths.append(path)
+    stimuli = StimulusSet.from_files("jpegs", paths)
+    workers, device = tiny_model(), tiny_model(decode="device")
+    assert device.fingerprint()["decode"] == "device" and "decode" not in workers.fingerprint()
+    from torchvision.io import read_file
+
+    on_device = device.prepare([read_file(str(p)) for p in paths], "cpu")
+    transform = PREP.transform()
+    reference = torch.stack([transform(stimuli.load(i)) for i in range(3)])
+    difference = (on_device - reference).abs()
+    assert on_device.shape == reference.shape and difference.mean() < 0.02 and difference.max() < 0.5
+    a = extract_all(workers, stimuli, ["2"])["2"]
+    b = extract_all(device, stimuli, ["2"], batch_size=2)["2"]
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.999
+    with pytest.raises(InputError, match="JPEG files only"):
+        extract_all(device, images(1), ["2"])
