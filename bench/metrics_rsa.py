@@ -55,6 +55,10 @@ def rsatoolbox_run(layers, subjects, method: str) -> np.ndarray:
 
 def main() -> None:
     p = common.parser(__doc__.splitlines()[0], tuple(SIZES))
+    p.add_argument("--peer-layers", type=int, default=None,
+                   help="time rsatoolbox on this many layers (x all subjects) and extrapolate linearly in pairs "
+                        "(default: all layers)")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     args = p.parse_args()
     dev = common.device(args.device)
     size = SIZES[args.size]
@@ -62,18 +66,24 @@ def main() -> None:
     pairs = size["layers"] * size["subjects"]
     common.result(f"rsa: {size['n']} stimuli (Kendall: {size['kendall_n']}), {size['layers']} layers x "
                   f"{size['subjects']} subjects = {pairs} RDM pairs, device={common.describe(dev)}")
-    for method in METHODS:  # warm-up: CUDA context and kernels; rsatoolbox's and scipy's first-call imports
+    methods = [m for m in args.methods.split(",") if m]
+    for method in methods:  # warm-up: CUDA context and kernels; rsatoolbox's and scipy's first-call imports
         ours(layers[:1, :10], subjects[:1, :10], method, dev)
         rsatoolbox_run(layers[:1, :10], subjects[:1, :10], method)
     times: dict[str, float] = {}
-    for method in METHODS:
+    peer_layers = min(args.peer_layers or size["layers"], size["layers"])
+    for method in methods:
         n = size["kendall_n"] if method == "kendall" else size["n"]
         x, y = layers[:, :n], subjects[:, :n]
         with common.timer(dev, times, f"ours-{method}"):
             mine = ours(x, y, method, dev)
         with common.timer(torch.device("cpu"), times, f"peer-{method}"):
-            theirs = rsatoolbox_run(x, y, method)
+            theirs = rsatoolbox_run(x[:peer_layers], y, method)
+        times[f"peer-{method}"] *= size["layers"] / peer_layers       # linear in the number of RDM pairs
+        mine = mine[:peer_layers]
         ratio = times[f"peer-{method}"] / times[f"ours-{method}"]
+        if peer_layers < size["layers"]:
+            common.result(f"{method}: rsatoolbox timed on {peer_layers} of {size['layers']} layers, extrapolated")
         common.result(f"{method} (n={n}): cortexbench {times[f'ours-{method}']:.3f} s, rsatoolbox "
                       f"{times[f'peer-{method}']:.3f} s (cpu, method '{METHODS[method]}'): {ratio:.1f}x; "
                       f"max |difference| {np.abs(mine - theirs).max():.1e}")

@@ -2,7 +2,12 @@
 
 * ``kriegeskorte2008.hit-rsa``: human IT fMRI, 4 subjects (Kriegeskorte et al. 2008).
 * ``kriegeskorte2008.mit-rsa``: monkey IT electrophysiology, one pooled RDM (uncieled).
+* ``cichy2014.{evc,it}-rsa``: the same 92 objects, 15 subjects' EVC / IT fMRI RDMs (Cichy et al. 2014).
+* ``algonauts2019.{evc,it}-rsa``: 78 Algonauts-2019 images, 15 subjects' EVC / IT fMRI RDMs (barely reliable: the
+  ceiling is reported, not divided by).
 """
+from pathlib import Path
+
 from cortexbench.data import DatasetSpec, FileSpec
 from cortexbench.hookspecs import hookimpl
 from cortexbench.interfaces import BenchmarkSpec
@@ -31,6 +36,30 @@ KRIEGESKORTE2008 = DatasetSpec(
              "cortex of man and monkey. Neuron 60:1126-1141.",
 )
 
+CICHY_ALGONAUTS = DatasetSpec.from_manifest(
+    "cichy92_algonauts2019_78", Path(__file__).resolve().parent / "cichy92_algonauts2019_78.tsv",
+    description="15-subject fMRI RDMs of EVC and IT for the Cichy 92 images (Kriegeskorte order) and the "
+                "Algonauts-2019 78 images, with the images (Net2Brain-App copies)",
+    license="MIT (app); Algonauts 2019 / Cichy lab terms, research use",
+    citation="Cichy RM, Pantazis D, Oliva A (2014). Resolving human object recognition in space and time. Nature "
+             "Neuroscience 17:455-462. Cichy RM, Roig G, Andonian A, et al. (2019). The Algonauts Project: a "
+             "platform for communication between the sciences of biological and artificial intelligence. "
+             "arXiv:1905.05675.")
+
+BIBTEX_CICHY2014 = """@article{cichy2014resolving,
+  title={Resolving human object recognition in space and time},
+  author={Cichy, Radoslaw Martin and Pantazis, Dimitrios and Oliva, Aude},
+  journal={Nature Neuroscience}, volume={17}, number={3}, pages={455--462}, year={2014}
+}"""
+
+BIBTEX_ALGONAUTS2019 = """@article{cichy2019algonauts,
+  title={The Algonauts Project: A Platform for Communication between the Sciences of Biological and Artificial
+         Intelligence},
+  author={Cichy, Radoslaw Martin and Roig, Gemma and Andonian, Alex and Dwivedi, Kshitij and Lahner, Benjamin and
+          Lascelles, Alex and Mohsenzadeh, Yalda and Ramakrishnan, Kandan and Oliva, Aude},
+  journal={arXiv preprint arXiv:1905.05675}, year={2019}
+}"""
+
 BIBTEX_KRIEGESKORTE2008 = """@article{kriegeskorte2008matching,
   title={Matching categorical object representations in inferior temporal cortex of man and monkey},
   author={Kriegeskorte, Nikolaus and Mur, Marieke and Ruff, Douglas A and Kiani, Roozbeh and Bodurka, Jerzy
@@ -50,6 +79,37 @@ def _kriegeskorte(region_loader: str, identifier: str, ceiling: str):
     return factory
 
 
+def _cichy_algonauts(image_set: str, region: str, identifier: str, ceiling: str):
+    def factory(**options):
+        from functools import partial
+
+        from . import cichy_algonauts as c
+        from .rdm_benchmark import RDMBenchmark
+
+        return RDMBenchmark(identifier=identifier, version=VERSION, stimuli=partial(c.stimuli, image_set),
+                            brain=partial(c.rdms, image_set, region), ceiling=ceiling, **options)
+
+    return factory
+
+
+def _cichy_algonauts_specs() -> list[BenchmarkSpec]:
+    specs = []
+    for parent, image_set, ceiling, bibtex, what in (
+            ("cichy2014", "92images", "loso", BIBTEX_CICHY2014, "92 objects (Kriegeskorte order)"),
+            ("algonauts2019", "78images", "report", BIBTEX_ALGONAUTS2019,
+             "78 Algonauts-2019 images (barely reliable: LOSO ceiling ~0.01, reported, not divided by)")):
+        for region in ("EVC", "IT"):
+            identifier = f"{parent}.{region.lower()}-rsa"
+            datasets = (CICHY_ALGONAUTS.identifier,) + (("rsa92_kriegeskorte2008",) if image_set == "92images" else ())
+            specs.append(BenchmarkSpec(
+                identifier=identifier, factory=_cichy_algonauts(image_set, region, identifier, ceiling),
+                description=f"{what}, 15 subjects' {region} fMRI RDMs: Spearman RSA, best layer chosen on held-out "
+                            "stimulus halves" + (", leave-one-subject-out ceiling" if ceiling == "loso" else ""),
+                version=VERSION, citation=CICHY_ALGONAUTS.citation, bibtex=bibtex, parent=parent, metric="rsa",
+                datasets=datasets, modalities=("image",)))
+    return specs
+
+
 @hookimpl
 def cortexbench_benchmarks():
     common = dict(version=VERSION, citation=KRIEGESKORTE2008.citation, bibtex=BIBTEX_KRIEGESKORTE2008,
@@ -64,9 +124,10 @@ def cortexbench_benchmarks():
                       factory=_kriegeskorte("monkey_it", "kriegeskorte2008.mit-rsa", "none"),
                       description="92 objects, monkey IT single-unit RDM (674 neurons): Spearman RSA, uncieled",
                       **common),
+        *_cichy_algonauts_specs(),
     ]
 
 
 @hookimpl
 def cortexbench_datasets():
-    return [KRIEGESKORTE2008]
+    return [KRIEGESKORTE2008, CICHY_ALGONAUTS]
