@@ -176,3 +176,27 @@ def test_decoding_on_the_device_matches_the_worker_path(tmp_path):
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.999
     with pytest.raises(InputError, match="JPEG files only"):
         extract_all(device, images(1), ["2"])
+
+
+@pytest.mark.parametrize("prep", [Preprocessing(resize="direct"),
+                                  Preprocessing(resize="crop", crop_pct=0.875, interpolation="bicubic"),
+                                  Preprocessing(resize="crop", crop_pct=0.95)])
+def test_matrix_resize_equals_torch_antialiased_interpolation(prep):
+    """The device route's resize (two matrix products) reproduces torchvision's float resize to rounding."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    rng = np.random.default_rng(0)
+    mode = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}[prep.interpolation]
+    for shape in [(3, 425, 425), (3, 300, 517), (3, 517, 300)]:
+        images = [torch.from_numpy(rng.integers(0, 255, shape, dtype=np.uint8)) for _ in range(3)]
+        got = prep.resize_tensors(images)
+        batch = torch.stack(images).double()
+        if prep.resize == "direct":
+            ref = TF.resize(batch, [prep.input_size] * 2, interpolation=mode, antialias=True)
+        else:
+            ref = TF.resize(batch, [int(round(prep.input_size / prep.crop_pct))], interpolation=mode, antialias=True)
+            ref = TF.center_crop(ref, [prep.input_size] * 2)
+        difference = (got.int() - ref.round().clamp(0, 255).int()).abs()
+        assert got.shape == (3, 3, prep.input_size, prep.input_size)
+        assert difference.max() <= 1 and (difference > 0).float().mean() < 1e-4   # float32 rounding at .5 only

@@ -1,0 +1,101 @@
+"""Where end-to-end extraction time goes: each input-pipeline stage timed alone, on the machine at hand.
+
+Stages: reading the JPEG bytes; Pillow decode + resize in one process (the per-worker cost); the DataLoader of
+``TorchImageModel`` with N workers (uint8 hand-over, with and without pinning); torchvision's batched JPEG decode
+and the tensor resize on the device. Compare each figure with the network's bare images/s
+(``extraction_resnet50.py``): the slowest stage bounds end-to-end throughput.
+
+  python bench/extraction_input_pipeline.py --device cuda --images 4096
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:,.0f} images/s ({seconds * 1e3 / count:.3f} ms/image)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--images", type=int, default=2048)
+    parser.add_argument("--image-size", type=int, default=425)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+
+    from extraction_resnet50 import source_images
+
+    from cortexbench.extraction import EncodedBatch, _InputDataset, default_workers
+    from cortexbench.plugins.models.timm_models.model import build_untrained
+    from cortexbench.stimuli import StimulusSet
+
+    model = build_untrained("resnet50", 0)
+    workers = args.workers if args.workers is not None else default_workers(args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = source_images(args.images, args.image_size, Path(tmp) / "jpegs")
+        stimuli = StimulusSet.from_files("pipeline", paths)
+        print(f"{args.images} JPEGs of {args.image_size}px, {os.cpu_count()} cores, {workers} workers, "
+              f"batch {args.batch_size}, device {args.device}")
+        start = time.perf_counter()
+        blobs = [p.read_bytes() for p in paths]
+        print("read bytes, 1 process            ", rate(len(blobs), time.perf_counter() - start))
+        dataset = _InputDataset(stimuli, model.preprocessing, model.video, None)
+        start = time.perf_counter()
+        for i in range(min(256, len(stimuli))):
+            dataset[i]
+        print("Pillow decode + resize, 1 process", rate(min(256, len(stimuli)), time.perf_counter() - start))
+        for pin in (False, True):
+            loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=workers,
+                                                 pin_memory=pin and args.device.startswith("cuda"),
+                                                 prefetch_factor=4 if workers else None)
+            start, count = time.perf_counter(), 0
+            for batch in loader:
+                count += len(batch)
+            print(f"DataLoader uint8, pin={pin!s:5}       ", rate(count, time.perf_counter() - start))
+        if args.device.startswith("cuda"):
+            from torchvision.io import ImageReadMode, decode_jpeg
+
+            encoded = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs[:args.batch_size]]
+            warm = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=args.device)  # warm-up (nvJPEG handles)
+            model.preprocessing.resize_tensors(warm)                                  # and cuBLAS, weights
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(4):
+                images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=args.device)
+            torch.cuda.synchronize()
+            print("nvJPEG batched decode on device  ", rate(4 * len(encoded), time.perf_counter() - start))
+            start = time.perf_counter()
+            for _ in range(4):
+                model.preprocessing.resize_tensors(images)
+            torch.cuda.synchronize()
+            print("tensor resize on device          ", rate(4 * len(encoded), time.perf_counter() - start))
+            # the whole device route without the network: worker reads -> bytes -> decode -> resize -> normalize
+            encoded_set = _InputDataset(stimuli, model.preprocessing, model.video, None, encoded=True)
+            loader = torch.utils.data.DataLoader(encoded_set, batch_size=args.batch_size, num_workers=workers,
+                                                 prefetch_factor=4 if workers else None, collate_fn=EncodedBatch.collate)
+            for name, batches in (("serial", loader), ("prefetch thread", None)):
+                if batches is None:
+                    from cortexbench.extraction import _prefetch_on_device
+
+                    batches = _prefetch_on_device(loader, lambda b: model.prepare(b, args.device), args.device)
+                    step = lambda b: b  # noqa: E731
+                else:
+                    step = lambda b: model.prepare(b, args.device)  # noqa: E731
+                torch.cuda.synchronize()
+                start, count = time.perf_counter(), 0
+                for batch in batches:
+                    count += len(step(batch))
+                torch.cuda.synchronize()
+                print(f"device route input only, {name:15}", rate(count, time.perf_counter() - start))
+
+
+if __name__ == "__main__":
+    main()
