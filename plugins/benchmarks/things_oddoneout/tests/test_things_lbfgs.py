@@ -1,0 +1,97 @@
+"""The batched L-BFGS reproduces torch.optim.LBFGS run fit by fit (the reference code's way), on planted data."""
+import numpy as np
+import pytest
+import torch
+
+from cortexbench.plugins.benchmarks.things_oddoneout import fitting
+from cortexbench.plugins.benchmarks.things_oddoneout.fitting import SolverSettings
+from cortexbench.plugins.benchmarks.things_oddoneout.lbfgs import minimize
+from cortexbench.plugins.benchmarks.things_oddoneout.objective import Transform, TripletBatch, TripletObjective
+from cortexbench.plugins.benchmarks.things_oddoneout.sequential import fit_one
+from cortexbench.plugins.benchmarks.things_oddoneout.triplets import one_hot, sample_unique_triplets
+
+N_CONCEPTS, P = 80, 6
+
+
+def _planted(seed: int, n: int, features: np.ndarray):
+    """Judgments sampled from a hidden 3-d embedding that the features contain, mixed and noisy."""
+    rng = np.random.default_rng(seed)
+    hidden = features[:, :3] * np.array([2.0, 1.5, 1.0])
+    triplets = sample_unique_triplets(np.arange(N_CONCEPTS), n, rng, None, N_CONCEPTS)
+    i, j, k = triplets.T
+    s = lambda a, b: (hidden[a] * hidden[b]).sum(1)
+    logits = np.stack([s(j, k), s(i, k), s(i, j)], 1)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    choice = (rng.random(n)[:, None] > np.cumsum(p, 1)[:, :2]).sum(1)
+    return one_hot(triplets, choice)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(N_CONCEPTS, P))
+    features[:, 3:] *= 3.0                                    # loud irrelevant dimensions
+    sets = [_planted(s, 400, features) for s in range(3)]
+    return torch.tensor(features), sets
+
+
+@pytest.mark.parametrize("kind", ["diagonal", "rectangular", "full"])
+def test_batched_solutions_equal_sequential_torch_lbfgs(planted, kind):
+    features, sets = planted
+    transform = Transform.make(kind, P, rectangular_k=3)
+    objective = TripletObjective(features, transform)
+    data = TripletBatch.stack(sets, torch.float64, "cpu")
+    problems = [(0, 1e-4), (1, 1e-2), (2, 1.0)]
+    ids = torch.tensor([d for d, _ in problems])
+    lams = torch.tensor([lam for _, lam in problems], dtype=torch.float64)
+    result = minimize(lambda x, b: objective.value_and_grad(x, data, ids[b], lams[b]),
+                      transform.initial(len(problems), torch.float64, "cpu"))
+    for b, (d, lam) in enumerate(problems):
+        x, steps = fit_one(objective, data, d, lam)
+        torch.testing.assert_close(result.x[b], x, rtol=1e-7, atol=1e-9)
+        assert int(result.epochs[b]) == steps
+    moved = (result.x - transform.initial(1, torch.float64, "cpu")).abs().amax(dim=1)
+    assert (moved > 1e-3).all()                                   # every problem actually optimised
+
+
+def test_stopping_is_per_problem_and_independent_of_batch_company(planted):
+    features, sets = planted
+    transform = Transform.make("full", P)
+    objective = TripletObjective(features, transform)
+    data = TripletBatch.stack(sets, torch.float64, "cpu")
+    lams = torch.tensor([1e-6, 1e3, 1e-2], dtype=torch.float64)   # very different convergence speeds
+    ids = torch.tensor([0, 1, 2])
+    together = minimize(lambda x, b: objective.value_and_grad(x, data, ids[b], lams[b]),
+                        transform.initial(3, torch.float64, "cpu"))
+    assert len(set(together.iterations.tolist())) > 1              # they stopped at different iterations
+    for b in range(3):
+        alone = minimize(lambda x, _: objective.value_and_grad(x, data, ids[b:b + 1], lams[b:b + 1]),
+                         transform.initial(1, torch.float64, "cpu"))
+        torch.testing.assert_close(together.x[b], alone.x[0], rtol=1e-9, atol=1e-11)
+        assert together.iterations[b] == alone.iterations[0]
+
+
+def test_chunking_by_memory_does_not_change_solutions(planted):
+    features, sets = planted
+    transform = Transform.make("diagonal", P)
+    whole = fitting.fit(features, transform, sets, [0, 1, 2, 0], [1e-3, 1e-3, 1e-1, 1.0],
+                        SolverSettings(dtype="float64"))
+    pieces = fitting.fit(features, transform, sets, [0, 1, 2, 0], [1e-3, 1e-3, 1e-1, 1.0],
+                         SolverSettings(dtype="float64", max_batch=1))
+    torch.testing.assert_close(whole, pieces, rtol=1e-9, atol=1e-11)
+
+
+def test_fitted_probe_finds_the_planted_dimensions(planted):
+    features, _ = planted
+    train, test = _planted(10, 3000, features.numpy()), _planted(11, 2000, features.numpy())
+    settings = SolverSettings(dtype="float64")
+    accuracy = {}
+    for kind in ("zero_shot", "diagonal"):
+        transform = Transform.make(kind, P)
+        params = fitting.fit(features, transform, [train], [0], [1e-4], settings)
+        accuracy[kind] = fitting.correct(features, transform, params, [test], [0], settings)[0] / test.n_responses
+        if kind == "diagonal":
+            weights = params[0].abs()
+            assert weights[3:].max() < weights[:3].min()           # loud irrelevant dimensions are turned down
+    assert accuracy["diagonal"] > accuracy["zero_shot"] + 0.05
