@@ -96,15 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     apa.add_argument("--output", metavar="NC", help="write the full analysis as a netCDF file")
     apa.add_argument("--json", action="store_true", help="print one JSON row per (region, model)")
 
-    importer = sub.add_parser(
-        "import-apa", help="import Höfling et al.'s released scoresheets into the registry",
-        description="Read precomputed_results/<kind>/<hash>/{config.yaml,scoresheets/*.csv} and store brain-to-brain "
-                    "and model assemblies under benchmarks bmd-released.<metric>.")
-    importer.add_argument("path", metavar="PATH", help="the release's precomputed_results folder (or a part of it)")
-    importer.add_argument("--registry", metavar="PATH")
-    importer.add_argument("--metric", action="append", choices=("rsa", "linear_predictivity"),
-                          help="import only this metric (default: all present); repeatable")
-
     board = sub.add_parser("leaderboard", help="models x benchmarks table of stored ceiled scores",
                            description="Rank models by their mean ceiled score over the benchmarks they were scored on, "
                                        "showing coverage; failed and never-run pairs are shown as such, never as 0.")
@@ -118,14 +109,36 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Resolve every file of a dataset (mirror, cache, download) and verify checksums.")
     data.add_argument("action", choices=("verify", "where"), help="verify: check every file; where: print local paths")
     data.add_argument("dataset", help="dataset identifier (see `cortexbench list datasets`)")
+    _add_plugin_commands(sub)
     return parser
+
+
+CORE_COMMANDS = ("score", "list", "show", "data", "ceiling", "apa", "leaderboard")
+
+
+def _add_plugin_commands(sub) -> None:
+    """Subcommands contributed by plugins through ``cortexbench_commands`` (core names cannot be taken)."""
+    from .plugin_manager import get_plugin_manager
+
+    for name, registration in sorted(get_plugin_manager().registrations("command").items()):
+        spec = registration.spec
+        if name in CORE_COMMANDS:
+            print(f"warning: plugin {registration.plugin!r} tried to add command {name!r}, a core command; ignored",
+                  file=sys.stderr)
+            continue
+        parser = sub.add_parser(name, help=f"{spec.help} [plugin {registration.plugin}]",
+                                description=spec.description or spec.help)
+        spec.add_arguments(parser)
+        parser.set_defaults(_plugin_command=spec.run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "_plugin_command", None) is not None:
+            return args._plugin_command(args)
         return {"score": _score, "list": _list, "show": _show, "data": _data, "ceiling": _ceiling, "apa": _apa,
-                "import-apa": _import_apa, "leaderboard": _leaderboard}[args.command](args)
+                "leaderboard": _leaderboard}[args.command](args)
     except CortexbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -321,16 +334,6 @@ def _apa(args: argparse.Namespace) -> int:
         print(f"plots written to {args.plot}")
     if args.output:
         print(f"analysis written to {args.output}")
-    return 0
-
-
-def _import_apa(args: argparse.Namespace) -> int:
-    from cortexbench.plugins.benchmarks.bold_moments.released import import_release
-
-    stored = import_release(args.path, registry=args.registry, metrics=args.metric)
-    for model, benchmark, path in stored:
-        print(f"stored {model} x {benchmark}: {path}")
-    print(f"{len(stored)} assemblies imported; run `cortexbench apa {stored[0][1]}` to analyse them")
     return 0
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import pluggy
 
 from .data import DatasetSpec
-from .interfaces import BenchmarkSpec, MetricSpec, ModelFamily, ModelSpec
+from .interfaces import BenchmarkSpec, CommandSpec, MetricSpec, ModelFamily, ModelSpec
 
 PROJECT = "cortexbench"
 ENTRY_POINT_GROUP = "cortexbench"
@@ -48,3 +48,8 @@ def cortexbench_metrics() -> Iterable[MetricSpec]:
 @hookspec
 def cortexbench_datasets() -> Iterable[DatasetSpec]:
     """Return the datasets (and weight files) this plugin's models or benchmarks need, with checksums."""
+
+
+@hookspec
+def cortexbench_commands() -> Iterable[CommandSpec]:
+    """Return extra ``cortexbench`` subcommands (e.g. an importer for a dataset's released results)."""

@@ -194,6 +194,21 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class CommandSpec:
+    """A ``cortexbench <name>`` subcommand contributed by a plugin (as pytest plugins add options).
+
+    ``add_arguments(parser)`` declares its arguments on an ``argparse`` sub-parser; ``run(args)`` does the work
+    and returns the exit code. Both run only when the command is used, so they may import heavy modules.
+    """
+
+    name: str
+    help: str
+    add_arguments: Callable[[Any], None]
+    run: Callable[[Any], int]
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Registration:
     """A spec together with the plugin that registered it."""
 

@@ -19,7 +19,7 @@ import pluggy
 from . import hookspecs
 from .data import DatasetSpec
 from .errors import PluginError, UnknownIdentifierError
-from .interfaces import BenchmarkSpec, MetricSpec, ModelFamily, ModelSpec, Registration
+from .interfaces import BenchmarkSpec, CommandSpec, MetricSpec, ModelFamily, ModelSpec, Registration
 
 BUILTIN_DISTRIBUTION = "cortexbench"
 
@@ -29,6 +29,7 @@ _KINDS: dict[str, tuple[str, type]] = {
     "benchmark": ("cortexbench_benchmarks", BenchmarkSpec),
     "metric": ("cortexbench_metrics", MetricSpec),
     "dataset": ("cortexbench_datasets", DatasetSpec),
+    "command": ("cortexbench_commands", CommandSpec),
 }
 
 
@@ -101,7 +102,8 @@ class PluginManager:
             self.failures.append(PluginFailure(plugin, f"returned {type(spec).__name__} from its {kind} hook; "
                                                        f"expected {spec_type.__name__}"))
             return
-        key = spec.prefix if kind == "model family" else spec.identifier
+        key = {"model family": "prefix", "command": "name"}.get(kind, "identifier")
+        key = getattr(spec, key)
         if not key or not isinstance(key, str) or any(c.isspace() for c in key):
             self.failures.append(PluginFailure(plugin, f"registered a {kind} with invalid identifier {key!r}"))
             return

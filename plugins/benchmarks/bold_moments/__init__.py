@@ -8,7 +8,7 @@ captions are declared as dataset ``bold_moments`` and resolve from the mirror.
 """
 from cortexbench.data import DatasetSpec, FileSpec
 from cortexbench.hookspecs import hookimpl
-from cortexbench.interfaces import BenchmarkSpec
+from cortexbench.interfaces import BenchmarkSpec, CommandSpec
 
 VERSION = "1"
 _OPENNEURO = ("https://raw.githubusercontent.com/OpenNeuroDatasets/ds005165/"
@@ -70,3 +70,29 @@ def cortexbench_benchmarks():
 @hookimpl
 def cortexbench_datasets():
     return [BOLD_MOMENTS_METADATA]
+
+
+def _import_arguments(parser) -> None:
+    parser.add_argument("path", metavar="PATH", help="the release's precomputed_results folder (or a part of it)")
+    parser.add_argument("--registry", metavar="PATH")
+    parser.add_argument("--metric", action="append", choices=("rsa", "linear_predictivity"),
+                        help="import only this metric (default: all present); repeatable")
+
+
+def _import_run(args) -> int:
+    from .released import import_release
+
+    stored = import_release(args.path, registry=args.registry, metrics=args.metric)
+    for model, benchmark, path in stored:
+        print(f"stored {model} x {benchmark}: {path}")
+    print(f"{len(stored)} assemblies imported; run `cortexbench apa {stored[0][1]}` to analyse them")
+    return 0
+
+
+@hookimpl
+def cortexbench_commands():
+    return [CommandSpec(
+        name="import-apa", help="import Höfling et al.'s released scoresheets into the registry",
+        description="Read precomputed_results/<kind>/<hash>/{config.yaml,scoresheets/*.csv} and store brain-to-brain "
+                    "and model assemblies under benchmarks bmd-released.<metric>.",
+        add_arguments=_import_arguments, run=_import_run)]
