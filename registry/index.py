@@ -118,37 +118,19 @@ class Index:
             f"ON CONFLICT(model, benchmark, benchmark_version, metric_version) DO UPDATE SET {updates}",
             tuple(row.values()))
 
-    def scores(self, model: str | None = None, benchmark: str | None = None) -> list[ScoreRow]:
-        query, args = "SELECT * FROM scores", []
-        clauses = []
-        if model:
-            clauses.append("model = ?")
-            args.append(model)
-        if benchmark:
-            clauses.append("benchmark = ?")
-            args.append(benchmark)
-        if clauses:
-            query += " WHERE " + " AND ".join(clauses)
-        query += " ORDER BY benchmark, model, updated_at DESC"
+    def _select(self, table: str, model: str | None, benchmark: str | None, order: str) -> list[dict[str, Any]]:
+        clauses = [(column, value) for column, value in (("model", model), ("benchmark", benchmark)) if value]
+        where = " WHERE " + " AND ".join(f"{column} = ?" for column, _ in clauses) if clauses else ""
         with self.connect() as conn:
             conn.row_factory = sqlite3.Row
-            return [ScoreRow(**{k: r[k] for k in r.keys()}) for r in conn.execute(query, args)]
+            return [dict(r) for r in conn.execute(f"SELECT * FROM {table}{where} ORDER BY {order}",
+                                                  [value for _, value in clauses])]
+
+    def scores(self, model: str | None = None, benchmark: str | None = None) -> list[ScoreRow]:
+        return [ScoreRow(**row) for row in self._select("scores", model, benchmark, "benchmark, model, updated_at DESC")]
 
     def runs(self, model: str | None = None, benchmark: str | None = None) -> list[dict[str, Any]]:
-        query, args = "SELECT * FROM runs", []
-        clauses = []
-        if model:
-            clauses.append("model = ?")
-            args.append(model)
-        if benchmark:
-            clauses.append("benchmark = ?")
-            args.append(benchmark)
-        if clauses:
-            query += " WHERE " + " AND ".join(clauses)
-        query += " ORDER BY created_at"
-        with self.connect() as conn:
-            conn.row_factory = sqlite3.Row
-            rows = [dict(r) for r in conn.execute(query, args)]
+        rows = self._select("runs", model, benchmark, "created_at")
         for row in rows:
             row["provenance"] = json.loads(row["provenance"])
         return rows

@@ -2,14 +2,12 @@
 
 * ``net2brain_reference`` (registered): Net2Brain's ResNet18 features of the 78 Algonauts-2019 images, its model RDMs
   and its ``RSA(...).evaluate()`` results (Spearman rho^2 over 15 subjects, noise ceilings, t-test p, SEM).
-* ``algonauts2019_78_fmri_rdms`` (declared here, resolved from the shared ``cichy92_algonauts2019_78`` folder): the two
-  15-subject EVC/IT RDM files those results were computed from.
+* the two 15-subject EVC/IT RDM files those results were computed from, read through the classic-RSA benchmark
+  plugin's declaration and loader (one declaration of each file in the project).
 """
 from __future__ import annotations
 
 import csv
-import gzip
-import json
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +26,6 @@ NET2BRAIN_REFERENCE = DatasetSpec.from_manifest(
     description="Net2Brain test fixtures (commit b59ed47): ResNet18 features of the 78 Algonauts-2019 images, model "
                 "RDMs, and reference RSA results against the 15-subject EVC/IT fMRI RDMs",
     license="BSD-3-Clause", citation=NET2BRAIN_CITATION)
-
-ALGONAUTS2019_78_RDMS = DatasetSpec.from_manifest(
-    "algonauts2019_78_fmri_rdms", HERE / "algonauts2019_78_rdms.tsv", folder="cichy92_algonauts2019_78",
-    description="Algonauts 2019 78-image fMRI RDMs, EVC and IT, 15 subjects (Net2Brain-App copies)",
-    license="Algonauts 2019 terms, research use",
-    citation="Cichy RM et al. (2019). The Algonauts Project. arXiv:1905.05675.")
-
 
 def features(layer: str) -> np.ndarray:
     """Net2Brain case 1 ResNet18 ``layer`` features, flattened: ``(78, n_features)`` float64 in image order."""
@@ -56,10 +47,9 @@ def model_rdm(case: str, layer: str) -> np.ndarray:
 
 def brain_rdms(roi: str) -> np.ndarray:
     """The 15 subjects' ``(15, 78, 78)`` RDMs of ``roi`` ("EVC" or "IT"), rows in image order."""
-    path = resolve(ALGONAUTS2019_78_RDMS, f"78images/78images_fmri_{roi}_RDMs.gzip")
-    with gzip.open(path, "rt") as handle:
-        data = json.load(handle)
-    return np.asarray(data["data"], dtype=np.float64).reshape(data["shape"])
+    from cortexbench.plugins.benchmarks.classic_rsa.cichy_algonauts import rdms
+
+    return rdms("78images", roi).rdms
 
 
 def results(case: str) -> list[dict]:
