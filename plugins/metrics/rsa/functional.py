@@ -174,49 +174,73 @@ def bootstrap_samples(n: int, n_bootstrap: int, seed: int) -> torch.Tensor:
     return resample_indices(n, n_bootstrap, seed)
 
 
-def resampled_pairs(rdms: torch.Tensor, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dissimilarities of ``(..., n, n)`` RDMs over resampled stimuli ``(B, n)``.
+def pair_weights(samples: torch.Tensor, n: int) -> torch.Tensor:
+    """How often each original pair {a, b} (a < b) occurs in the condensed RDM of each resample: ``c_a * c_b``.
 
-    Returns ``(..., B, m)`` values and a ``(B, m)`` mask that is False for pairs of a stimulus with its own
-    copy (distance 0 in every RDM; keeping them would inflate every correlation).
+    A resample's condensed RDM is exactly the original pairs repeated with these multiplicities; pairs of a stimulus
+    with its own copy (distance 0 in every RDM, which would inflate every correlation) are left out.
     """
-    n = samples.shape[-1]
-    i, j = torch.triu_indices(n, n, offset=1, device=rdms.device)
-    si, sj = samples[:, i], samples[:, j]
-    return rdms[..., si, sj], si != sj
+    counts = torch.zeros(samples.shape[0], n, dtype=torch.float64, device=samples.device)
+    counts.scatter_add_(1, samples, torch.ones_like(samples, dtype=torch.float64))
+    i, j = torch.triu_indices(n, n, offset=1, device=samples.device)
+    return counts[:, i] * counts[:, j]
 
 
-def masked_paired_correlation(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor,
-                              method: str = "spearman") -> torch.Tensor:
-    """:func:`compare_paired` over the entries where ``mask`` is True (mask broadcasts over leading dims)."""
-    if method == "spearman":
-        # masked entries are pushed past every valid one, so valid entries get ranks 1..count as if alone
-        a = rankdata(torch.where(mask, a, torch.inf))
-        b = rankdata(torch.where(mask, b, torch.inf))
-    elif method != "pearson":
-        raise InputError(f"the masked (bootstrap) correlation supports spearman and pearson, got {method!r}")
-    weight = mask.to(a.dtype)
-    count = weight.sum(-1, keepdim=True)
-    a = (a - (a * weight).sum(-1, keepdim=True) / count) * weight
-    b = (b - (b * weight).sum(-1, keepdim=True) / count) * weight
-    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+def weighted_ranks(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Average ranks of ``values`` (K, m) in the multisets given by ``weights`` (B, m): (K, B, m).
+
+    Equal to ranking each resample's expanded vector (copies of one pair tie with each other), but each row of
+    ``values`` is sorted once for all resamples: ranks are cumulative weights in the original order.
+    """
+    sorted_values, order = torch.sort(values, dim=-1)
+    new_group = torch.ones_like(sorted_values, dtype=torch.bool)
+    new_group[..., 1:] = sorted_values[..., 1:] != sorted_values[..., :-1]
+    w = weights[:, order].permute(1, 0, 2)                                                      # (K, B, m)
+    if bool(new_group.all()):  # no tied values (the usual case for real-valued RDMs): no grouping needed
+        rank_sorted = w.cumsum(-1) - (w - 1) / 2
+    else:
+        group = (new_group.cumsum(-1) - 1).unsqueeze(1).expand(-1, weights.shape[0], -1)     # (K, B, m)
+        group_weight = torch.zeros_like(w).scatter_add_(-1, group, w)
+        before = group_weight.cumsum(-1) - group_weight
+        rank_sorted = before.gather(-1, group) + (group_weight.gather(-1, group) + 1) / 2
+    return torch.empty_like(rank_sorted).scatter_(-1, order.unsqueeze(1).expand_as(rank_sorted), rank_sorted)
+
+
+def weighted_paired_correlation(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Pearson r of ``a`` and ``b`` (..., B, m) with each entry counted ``weights`` (B, m) times: (..., B)."""
+    total = weights.sum(-1, keepdim=True)
+    a = a - (a * weights).sum(-1, keepdim=True) / total
+    b = b - (b * weights).sum(-1, keepdim=True) / total
+    return (weights * a * b).sum(-1) / ((weights * a * a).sum(-1) * (weights * b * b).sum(-1)).sqrt()
 
 
 def bootstrap_rsa(model_rdm: torch.Tensor, subject_rdms: torch.Tensor, samples: torch.Tensor,
-                  method: str = "spearman", ceiled: bool = True, chunk: int = 128) -> torch.Tensor:
+                  method: str = "spearman", ceiled: bool = True, chunk: int = 256) -> torch.Tensor:
     """Per-resample score: mean over subjects of r(model, subject), divided by the resample's LOSO ceiling.
 
-    Vectorized over resamples (``chunk`` at a time, to bound memory).
+    ``samples`` (B, n) are stimulus indices drawn with replacement. Pairs of a stimulus with its own copy are
+    dropped. Vectorized over resamples (``chunk`` at a time, to bound memory) through pair multiplicities, so no
+    resample is ever re-sorted.
     """
+    if method not in COMPARISONS:
+        raise InputError(f"comparison must be one of {COMPARISONS}, got {method!r}")
+    n = model_rdm.shape[-1]
+    model = upper(model_rdm).unsqueeze(0)                                   # (1, m)
+    subjects = upper(subject_rdms)                                          # (S, m)
+    count = subjects.shape[0]
+    others = (subjects.sum(0, keepdim=True) - subjects) / max(count - 1, 1)
     out = []
     for start in range(0, samples.shape[0], chunk):
-        model, mask = resampled_pairs(model_rdm, samples[start:start + chunk])          # (B, m)
-        subjects, _ = resampled_pairs(subject_rdms, samples[start:start + chunk])       # (S, B, m)
-        score = masked_paired_correlation(model.unsqueeze(0), subjects, mask, method).mean(0)
+        weights = pair_weights(samples[start:start + chunk], n)             # (B, m)
+        if method == "spearman":
+            ranked = [weighted_ranks(v, weights) for v in (model, subjects, others)]
+        else:
+            ranked = [v.unsqueeze(1).expand(-1, weights.shape[0], -1) for v in (model, subjects, others)]
+        score = weighted_paired_correlation(ranked[0], ranked[1], weights).mean(0)
         if ceiled:
-            count = subjects.shape[0]
-            others = (subjects.sum(0, keepdim=True) - subjects) / (count - 1)
-            score = score / masked_paired_correlation(subjects, others, mask, method).mean(0)
+            if count < 2:
+                raise InputError("a leave-one-subject-out ceiling needs at least 2 subjects")
+            score = score / weighted_paired_correlation(ranked[1], ranked[2], weights).mean(0)
         out.append(score)
     return torch.cat(out)
 

@@ -94,3 +94,20 @@ def test_clear_errors_for_degenerate_input():
         F.rdm(torch.tensor([[np.nan, 1.0], [1.0, 2.0]]), "correlation")
     with pytest.raises(InputError, match="same stimuli"):
         F.compare(torch.ones(1, 10), torch.ones(1, 6))
+
+
+def test_weighted_ranks_equal_ranks_of_the_expanded_multiset():
+    """Both paths (tied and untied values) against scipy on explicitly repeated entries."""
+    rng = np.random.default_rng(6)
+    untied = rng.normal(size=(2, 12))
+    tied = rng.integers(0, 4, size=(2, 12)).astype(float)
+    weights = rng.integers(0, 4, size=(3, 12)).astype(float)
+    for values in (untied, tied):
+        got = F.weighted_ranks(torch.tensor(values), torch.tensor(weights)).numpy()
+        for k in range(2):
+            for b in range(3):
+                keep = weights[b] > 0
+                expanded = np.repeat(values[k], weights[b].astype(int))
+                ranks = scipy.stats.rankdata(expanded)
+                first = np.concatenate([[0], np.cumsum(weights[b].astype(int))[:-1]])
+                np.testing.assert_allclose(got[k, b][keep], ranks[first[keep]], atol=1e-12)
