@@ -46,5 +46,5 @@ def test_unknown_words(glove):
     assert not got[0].any()
     dog = extract_all(zero, StimulusSet.from_texts("t", ["dog"]), ["embedding"])["embedding"]
     np.testing.assert_allclose(got[1], dog[0])  # unknown words are skipped, known ones kept
-    with pytest.raises(InputError, match="accepts \[.text.\] stimuli"):
+    with pytest.raises(InputError, match=r"accepts \[.text.\] stimuli"):
         extract_all(glove, StimulusSet.from_arrays("i", [np.zeros((4, 4, 3), np.uint8)], ["a"]), ["embedding"])
