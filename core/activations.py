@@ -7,6 +7,7 @@ partial file, and a changed weight file, preprocessing or stimulus never returns
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,6 +25,11 @@ from .interfaces import POOLINGS, Layer, Model
 from .stimuli import StimulusSet
 
 
+#: Bump whenever extraction code changes what a cached array holds (preprocessing, pooling, hooks), so that no
+#: cache written by older code is ever read. 2: timm's floor rule for the resize before the centre crop.
+CACHE_VERSION = 2
+
+
 class ActivationStore:
     """Pooled activations on disk, keyed by content. ``root=None`` uses ``$CORTEXBENCH_HOME/activations``."""
 
@@ -32,10 +38,12 @@ class ActivationStore:
 
     @staticmethod
     def key(model: Model, layer: str, pooling: str, precision: str, stimuli: StimulusSet) -> str:
+        described = next((dataclasses.asdict(l) for l in model.layers if l.name == layer), {"name": layer})
         payload = {
+            "cache_version": CACHE_VERSION,
             "model": model.identifier,
             "fingerprint": dict(model.fingerprint()),
-            "layer": layer,
+            "layer": described,  # name, depth, layout: a layer that changes meaning changes the key
             "pooling": pooling,
             "precision": precision,
             "stimuli": stimuli.content_hash,
@@ -86,11 +94,18 @@ class CachedCandidate:
     def __init__(self, model: Model, store: ActivationStore | None = None, *, device: str = "cpu",
                  batch_size: int = 64, precision: str = "fp32"):
         self.model = model
-        self.store = store if store is not None else ActivationStore(tempfile.mkdtemp(prefix="cortexbench-acts-"))
+        self._scratch = None if store is not None else tempfile.TemporaryDirectory(prefix="cortexbench-acts-")
+        self.store = store if store is not None else ActivationStore(self._scratch.name)
         self.device, self.batch_size, self.precision = device, batch_size, precision
         self.cache_keys: dict[str, str] = {}  # "layer|pooling|stimuli" -> key, for provenance
         self.cache_hits = 0
         self.cache_misses = 0
+
+    def close(self) -> None:
+        """Delete the scratch store of an uncached run (``--no-cache``); a shared store is left alone."""
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     @property
     def identifier(self) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import queue
 import threading
@@ -48,16 +49,25 @@ class Preprocessing:
     """How an image becomes the network's input tensor.
 
     ``resize="direct"`` scales the whole image to ``input_size`` (no cropping: the whole stimulus stays visible,
-    as Brain-Score does for stimuli framed for human viewing); ``resize="crop"`` scales the shorter side to
-    ``input_size / crop_pct`` and centre-crops (timm/ImageNet evaluation).
+    as Brain-Score does for stimuli framed for human viewing); ``resize="crop"`` is timm's evaluation transform:
+    with ``crop_mode="center"`` the shorter side goes to ``floor(input_size / crop_pct)`` (aspect kept), with
+    ``crop_mode="squash"`` both sides do, and then the centre ``input_size`` square is cut out.
     """
 
     input_size: int = 224
     resize: str = "direct"
     crop_pct: float = 0.875
     interpolation: str = "bilinear"
+    crop_mode: str = "center"
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+
+    def scale_size(self) -> int:
+        """Side the image is resized to before the centre crop, exactly as timm's ``transforms_imagenet_eval``."""
+        if self.crop_mode not in ("center", "squash"):
+            raise InputError(f"crop_mode {self.crop_mode!r} is not supported (timm's 'border' mode pads with the "
+                             "mean colour); use 'center' or 'squash'")
+        return math.floor(self.input_size / self.crop_pct)
 
     def geometry(self) -> Callable:
         """PIL image -> resized (and cropped) PIL image; the part that runs in worker processes."""
@@ -71,8 +81,9 @@ class Preprocessing:
         if self.resize == "direct":
             steps = [T.Resize((self.input_size, self.input_size), interpolation=mode, antialias=True)]
         elif self.resize == "crop":
-            steps = [T.Resize(int(round(self.input_size / self.crop_pct)), interpolation=mode, antialias=True),
-                     T.CenterCrop(self.input_size)]
+            scale = self.scale_size()
+            steps = [T.Resize(scale if self.crop_mode == "center" else (scale, scale), interpolation=mode,
+                              antialias=True), T.CenterCrop(self.input_size)]
         else:
             raise InputError(f"resize must be 'direct' or 'crop', got {self.resize!r}")
         return T.Compose(steps)
@@ -105,10 +116,12 @@ class Preprocessing:
         if self.resize == "direct":
             sizes, crop = (self.input_size, self.input_size), None
         elif self.resize == "crop":
-            short = int(round(self.input_size / self.crop_pct))
-            scale = short / min(height, width)  # torchvision: the shorter side becomes ``short``
-            sizes = (short, int(short * width / height)) if height <= width else (int(short * height / width), short)
-            del scale
+            short = self.scale_size()
+            if self.crop_mode == "squash":
+                sizes = (short, short)
+            else:  # torchvision: the shorter side becomes ``short``, the other keeps the aspect ratio
+                sizes = (short, int(short * width / height)) if height <= width else (int(short * height / width),
+                                                                                       short)
             crop = self.input_size
         else:
             raise InputError(f"resize must be 'direct' or 'crop', got {self.resize!r}")

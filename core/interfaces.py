@@ -41,27 +41,40 @@ DEFAULT_DEPTH_BINS = 8
 
 @dataclass(frozen=True)
 class Layer:
-    """One hookable layer. ``depth`` is its position among the model's layers, normalized to 0..1."""
+    """One hookable layer. ``depth`` is its position among the model's layers, normalized to 0..1.
+
+    ``head`` marks the network's output head (class logits): a readout, not a representation, which
+    representational benchmarks (e.g. Shen et al.'s depth bins) leave out.
+    """
 
     name: str
     depth: float
     depth_bin: int
     layout: str = "NCHW"
+    head: bool = False
 
 
 def make_layers(names: Sequence[str], layouts: Sequence[str] | str = "NCHW",
-                n_bins: int = DEFAULT_DEPTH_BINS) -> tuple[Layer, ...]:
+                n_bins: int = DEFAULT_DEPTH_BINS, heads: Sequence[str] = ()) -> tuple[Layer, ...]:
     """Layers in forward order with depth ``i / (L - 1)`` and bin ``floor(n_bins * i / L)`` (Shen et al.)."""
     names = list(names)
     if len(set(names)) != len(names):
         raise ValueError(f"layer names must be unique, got duplicates in {names}")
+    if set(heads) - set(names):
+        raise ValueError(f"heads {sorted(set(heads) - set(names))} are not among the layers {names}")
     if isinstance(layouts, str):
         layouts = [layouts] * len(names)
     count = len(names)
     return tuple(
-        Layer(name, (i / (count - 1)) if count > 1 else 1.0, math.floor(n_bins * i / count), layout)
+        Layer(name, (i / (count - 1)) if count > 1 else 1.0, math.floor(n_bins * i / count), layout, name in heads)
         for i, (name, layout) in enumerate(zip(names, layouts, strict=True))
     )
+
+
+def rebin(layers: Sequence[Layer], n_bins: int = DEFAULT_DEPTH_BINS) -> tuple[Layer, ...]:
+    """The same layers with depth and bins recomputed over exactly these (e.g. after leaving the head out)."""
+    return make_layers([l.name for l in layers], [l.layout for l in layers], n_bins,
+                       heads=[l.name for l in layers if l.head])
 
 
 @dataclass

@@ -69,6 +69,7 @@ def score(model: str, benchmark: str, *, registry: Any = None, device: str = "au
             result = built_benchmark(candidate)
         assembly.validate(result)
         _check_identity(result, model, bench_spec, metric_spec)
+        result = result.load()  # memory-mapped activations must not outlive a --no-cache scratch store
     except Exception as err:
         if store:
             registry.record_failure(model=model, benchmark=benchmark, benchmark_version=bench_spec.version,
@@ -76,6 +77,8 @@ def score(model: str, benchmark: str, *, registry: Any = None, device: str = "au
                                     error=f"{type(err).__name__}: {err}",
                                     provenance=provenance.collect(**facts, traceback=traceback.format_exc()))
         raise
+    finally:
+        candidate.close()
     wall = time.perf_counter() - start
     facts.update(wall_time_s=round(wall, 3), activation_cache_keys=candidate.cache_keys,
                  activation_cache={"hits": candidate.cache_hits, "misses": candidate.cache_misses},

@@ -115,3 +115,14 @@ def test_stimulus_set_identity_is_its_content():
         StimulusSet.from_texts("dupes", ["x", "y"], ids=["a", "a"])
     with pytest.raises(InputError, match="not in stimulus set"):
         a.indices_of(["s1", "nope"], what="brain data")
+
+
+def test_an_uncached_run_leaves_no_files_behind():
+    from pathlib import Path
+
+    candidate = CachedCandidate(CountingModel())                      # no store: a scratch folder
+    candidate.activations(images(), ["l0"])
+    scratch = Path(candidate.store.root)
+    assert list(scratch.rglob("*.npy"))
+    candidate.close()
+    assert not scratch.exists()

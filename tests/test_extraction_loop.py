@@ -1,6 +1,8 @@
 """The torch extraction loop: device-side normalization, early stop, in-place safety, batching, video averaging."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -180,7 +182,8 @@ def test_decoding_on_the_device_matches_the_worker_path(tmp_path):
 
 @pytest.mark.parametrize("prep", [Preprocessing(resize="direct"),
                                   Preprocessing(resize="crop", crop_pct=0.875, interpolation="bicubic"),
-                                  Preprocessing(resize="crop", crop_pct=0.95)])
+                                  Preprocessing(resize="crop", crop_pct=0.95),
+                                  Preprocessing(resize="crop", crop_pct=0.9, crop_mode="squash")])
 def test_matrix_resize_equals_torch_antialiased_interpolation(prep):
     """The device route's resize (two matrix products) reproduces torchvision's float resize to rounding."""
     from torchvision.transforms import InterpolationMode
@@ -195,7 +198,9 @@ def test_matrix_resize_equals_torch_antialiased_interpolation(prep):
         if prep.resize == "direct":
             ref = TF.resize(batch, [prep.input_size] * 2, interpolation=mode, antialias=True)
         else:
-            ref = TF.resize(batch, [int(round(prep.input_size / prep.crop_pct))], interpolation=mode, antialias=True)
+            scale = math.floor(prep.input_size / prep.crop_pct)   # timm's rule
+            ref = TF.resize(batch, [scale] if prep.crop_mode == "center" else [scale, scale], interpolation=mode,
+                            antialias=True)
             ref = TF.center_crop(ref, [prep.input_size] * 2)
         difference = (got.int() - ref.round().clamp(0, 255).int()).abs()
         assert got.shape == (3, 3, prep.input_size, prep.input_size)

@@ -3,7 +3,9 @@
 A *problem* is (training triplet set, lambda) for one feature matrix and transform family; every problem of a chunk
 is solved at once. Chunks are sized so that the optimiser state (history of ``2 * history_size`` vectors) plus one
 batched loss evaluation fit the memory budget (himalaya-style batching knobs: ``max_batch`` problems, or
-``memory_gb``; on CUDA the default budget is half the free device memory).
+``memory_gb``; on CUDA the default budget is half the free device memory). An eighth of the budget is the
+workspace of the objective's chunks of triplets, so an evaluation's memory does not grow with N beyond the triplet
+sets themselves.
 """
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ from cortexbench import progress
 from cortexbench.errors import InputError
 
 from .lbfgs import LBFGSOptions, minimize
-from .objective import Transform, TripletBatch, TripletObjective
+from .objective import MODES, Transform, TripletBatch, TripletObjective
 from .triplets import TripletCounts
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: Share of the memory budget kept for the objective's chunks of triplets (the rest is divided among problems).
+WORKSPACE_SHARE = 1 / 8
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,17 @@ class SolverSettings:
     max_batch: int | None = None
     memory_gb: float | None = None
     options: LBFGSOptions = field(default_factory=LBFGSOptions)
+    tf32: bool = False           # TF32 matrix products on CUDA (fp32 only): ~8x faster products, ~1e-3 relative error
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise InputError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.max_batch is not None and self.max_batch < 1:
             raise InputError(f"max_batch must be at least 1, got {self.max_batch}")
+        if self.mode not in MODES:
+            raise InputError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if not isinstance(self.tf32, bool):
+            raise InputError(f"tf32 must be true or false, got {self.tf32!r}")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -51,24 +60,49 @@ class SolverSettings:
         return 2.0 * 2 ** 30
 
 
-def problem_bytes(transform: Transform, n_concepts: int, n_triplets: int, settings: SolverSettings) -> float:
-    """Rough peak memory of one problem: optimiser vectors plus one loss-and-gradient evaluation."""
+def concepts_used(triplets: TripletCounts) -> int:
+    """Distinct concepts a triplet set touches (the rows of ``Z`` its problems embed)."""
+    return max(1, int(np.count_nonzero(np.bincount(triplets.triplets.reshape(-1)))) if len(triplets) else 1)
+
+
+def problem_bytes(objective: TripletObjective, n_used: int, n_triplets: int, settings: SolverSettings,
+                  backward: bool = True, sets_per_problem: float = 1.0) -> float:
+    """Peak memory of one problem outside the shared workspace: its share of the triplet sets (problems that differ
+    only in lambda share one), one loss evaluation (its concept rows, embedding and gradient, and the u x u Gram
+    matrices on the ``gram`` path) and, with ``backward``, the optimiser's vectors."""
+    transform = objective.transform
     item = torch.finfo(settings.torch_dtype).bits // 8
+    data = sets_per_problem * n_triplets * 3 * (8 + item) + objective.features.shape[0] * 8
+    embedded = n_used * transform.p * item + (2 if backward else 1) * n_used * transform.k * item
+    if objective.path(n_used, n_triplets, backward) == "gram":
+        embedded += (3 if backward else 1) * n_used * n_used * item
+    if not backward:
+        return data + embedded
+    penalty = (3 * transform.p * transform.p if transform.kind == "rectangular" else 2 * transform.n_params) * item
     solver = (2 * settings.options.history_size + 12) * transform.n_params * item
-    per_triplet = 3 * 8 * 3 + 3 * item * 8
-    gram = settings.mode == "gram" or (settings.mode == "auto" and 3 * n_triplets * transform.k > n_concepts ** 2)
-    if gram:
-        evaluation = 3 * n_concepts * n_concepts * item + 3 * n_concepts * transform.k * item
-    else:
-        evaluation = 4 * 3 * n_triplets * max(transform.k, transform.p) * item
-    return solver + evaluation + n_triplets * per_triplet
+    return data + embedded + penalty + solver
+
+
+def objective_for(features: torch.Tensor, transform: Transform, settings: SolverSettings) -> TripletObjective:
+    """The objective with the settings' similarity mode, TF32 choice and workspace (an eighth of the budget)."""
+    workspace = WORKSPACE_SHARE * settings.budget_bytes() // (torch.finfo(settings.torch_dtype).bits // 8)
+    return TripletObjective(features, transform, mode=settings.mode, workspace=int(workspace), tf32=settings.tf32)
 
 
 def chunks(n_problems: int, per_problem: float, settings: SolverSettings) -> list[slice]:
-    size = max(1, int(settings.budget_bytes() // max(per_problem, 1.0)))
+    size = max(1, int((1 - WORKSPACE_SHARE) * settings.budget_bytes() // max(per_problem, 1.0)))
     if settings.max_batch is not None:
         size = min(size, settings.max_batch)
     return [slice(start, min(start + size, n_problems)) for start in range(0, n_problems, size)]
+
+
+def _problem_chunks(objective: TripletObjective, sets: Sequence[TripletCounts], set_of_problem: Sequence[int],
+                    settings: SolverSettings, backward: bool) -> list[slice]:
+    members = set(set_of_problem)
+    longest = max(len(sets[i]) for i in members)
+    widest = max(concepts_used(sets[i]) for i in members)
+    share = len(members) / len(set_of_problem)
+    return chunks(len(set_of_problem), problem_bytes(objective, widest, longest, settings, backward, share), settings)
 
 
 def as_features(features: np.ndarray | torch.Tensor, settings: SolverSettings) -> torch.Tensor:
@@ -90,9 +124,8 @@ def fit(features: torch.Tensor, transform: Transform, sets: Sequence[TripletCoun
     dtype = settings.torch_dtype
     if transform.kind == "zero_shot" or n == 0:
         return transform.initial(n, dtype, settings.device)
-    objective = TripletObjective(features, transform, mode=settings.mode)
-    longest = max(len(sets[i]) for i in set_of_problem)
-    parts = chunks(n, problem_bytes(transform, features.shape[0], longest, settings), settings)
+    objective = objective_for(features, transform, settings)
+    parts = _problem_chunks(objective, sets, set_of_problem, settings, backward=True)
     solutions = []
     bar = progress.bar(total=n, desc=desc, unit="fit")
     try:
@@ -121,12 +154,9 @@ def correct(features: torch.Tensor, transform: Transform, params: torch.Tensor, 
     n = len(set_of_problem)
     if n == 0:
         return np.zeros(0)
-    objective = TripletObjective(features, transform, mode=settings.mode)
-    longest = max(len(sets[i]) for i in set_of_problem)
-    per = problem_bytes(transform, features.shape[0], longest, settings) - (
-        (2 * settings.options.history_size + 12) * transform.n_params * torch.finfo(settings.torch_dtype).bits // 8)
+    objective = objective_for(features, transform, settings)
     out = []
-    for part in chunks(n, per, settings):
+    for part in _problem_chunks(objective, sets, set_of_problem, settings, backward=False):
         members = list(set_of_problem[part])
         used = sorted(set(members))
         data = TripletBatch.stack([sets[i] for i in used], settings.torch_dtype, settings.device)

@@ -11,12 +11,19 @@ the odd one) and ``P(odd = position) = softmax(logits)``. The loss is the cross-
 * ``zero_shot``: W = I, nothing to fit.
 
 A batch holds ``B`` independent problems (one parameter vector each) that share ``X`` but may use different
-triplet sets (indexed by ``data``) and penalties. Logits come from gathers on the precomputed ``Z = X W^T``: rows of
-``Z`` (of ``X`` first when the triplets touch fewer concepts than exist), or entries of the Gram matrix ``Z Z^T``
-once the gathered rows would take more memory than the Gram matrix.
+triplet sets (indexed by ``data``) and penalties. The work of one evaluation scales with what the triplets use:
+
+1. ``Z_b = X_used W_b^T`` only for the u concepts that problem b's triplets touch (a fold's training triplets use
+   at most ~865 of the 1854 THINGS concepts);
+2. the 3 dot products per triplet, in chunks of triplets, from gathered rows of ``Z_b`` or from its u x u Gram
+   matrix, whichever :mod:`.similarity`'s FLOP model finds cheaper;
+3. the gradient by hand: ``dL/dS`` per triplet, scattered to ``dZ``, then ``dW = dZ^T X_used`` plus the penalty's
+   gradient. Nothing of size B x N x k or B x 1854^2 is ever formed.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +31,13 @@ import torch
 
 from cortexbench.errors import InputError
 
+from . import similarity
 from .triplets import TripletCounts
 
 TRANSFORMS = ("zero_shot", "diagonal", "rectangular", "full")
+MODES = ("auto", "rows", "gram")
+#: Elements that one chunk of triplets may hold in temporaries, unless the caller sizes it (``fitting`` does).
+DEFAULT_WORKSPACE = 2 ** 24
 
 
 @dataclass(frozen=True)
@@ -59,27 +70,41 @@ class Transform:
         eye = torch.eye(self.k, self.p, dtype=dtype, device=device).reshape(-1)
         return eye.expand(batch, -1).clone()
 
-    def embed(self, features: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """``Z = X W^T`` for each problem: (B, n, k) from features (n, p) and params (B, n_params)."""
+    def embed(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """``Z_b = X_b W_b^T``: (B, u, k) from each problem's concept rows x (B, u, p) and params (B, n_params)."""
         if self.kind == "zero_shot":
-            return features.expand(params.shape[0], -1, -1)
+            return x
         if self.kind == "diagonal":
-            return features.unsqueeze(0) * params.unsqueeze(1)
-        weights = params.view(-1, self.k, self.p)
-        return torch.matmul(features, weights.transpose(1, 2))
+            return x * params.unsqueeze(1)
+        return torch.bmm(x, params.view(-1, self.k, self.p).transpose(1, 2))
 
-    def penalty(self, params: torch.Tensor) -> torch.Tensor:
-        """Squared distance of W (or W^T W) from the nearest scalar matrix, per problem (B,)."""
+    def pullback(self, x: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
+        """The gradient with respect to the params (B, n_params) of a loss whose gradient in Z is ``dz``."""
         if self.kind == "zero_shot":
-            return params.new_zeros(params.shape[0])
+            return dz.new_zeros(dz.shape[0], 0)
         if self.kind == "diagonal":
-            return ((params - params.mean(dim=1, keepdim=True)) ** 2).sum(dim=1)
+            return (dz * x).sum(dim=1)
+        return torch.bmm(dz.transpose(1, 2), x).reshape(dz.shape[0], -1)
+
+    def penalty(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squared distance of W (or W^T W) from the nearest scalar matrix (B,), and its gradient (B, n_params).
+
+        With ``D = M - (tr M / p) I``, ``d||D||^2 / dM = 2 D`` because ``tr D = 0`` (the scale's own derivative
+        cancels); for ``M = W^T W`` the chain rule gives ``4 W D``."""
+        if self.kind == "zero_shot":
+            return params.new_zeros(params.shape[0]), params.new_zeros(params.shape[0], 0)
+        if self.kind == "diagonal":
+            centred = params - params.mean(dim=1, keepdim=True)
+            return (centred ** 2).sum(dim=1), 2 * centred
         weights = params.view(-1, self.k, self.p)
-        if self.kind == "rectangular" and self.k != self.p:
-            weights = torch.matmul(weights.transpose(1, 2), weights)
-        scale = torch.diagonal(weights, dim1=1, dim2=2).sum(dim=1) / self.p
-        eye = torch.eye(self.p, dtype=params.dtype, device=params.device)
-        return ((weights - scale[:, None, None] * eye) ** 2).sum(dim=(1, 2))
+        square = self.kind == "full" or self.k == self.p
+        matrix = weights if square else torch.bmm(weights.transpose(1, 2), weights)
+        scale = torch.diagonal(matrix, dim1=1, dim2=2).sum(dim=1) / self.p
+        deviation = matrix.clone()
+        deviation.diagonal(dim1=1, dim2=2).sub_(scale[:, None])
+        value = (deviation ** 2).sum(dim=(1, 2))
+        grad = 2 * deviation if square else 4 * torch.bmm(weights, deviation)
+        return value, grad.reshape(params.shape[0], -1)
 
     def matrix(self, params: torch.Tensor) -> torch.Tensor:
         """W as a (B, k, p) matrix (the diagonal transform as a diagonal matrix)."""
@@ -90,14 +115,28 @@ class Transform:
         return params.view(-1, self.k, self.p)
 
 
+def used_concepts(index: torch.Tensor, n_concepts: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For triplets ``index`` (D, n, 3): ``concepts`` (D, u), each row's used concepts ascending (padded with unused
+    ones up to the largest u), and ``position`` (D, n_concepts), a used concept's row in ``concepts``."""
+    rows = index.shape[0]
+    used = torch.zeros(rows, n_concepts, dtype=torch.bool, device=index.device)
+    used.scatter_(1, index.reshape(rows, -1), True)
+    n_used = max(1, int(used.sum(dim=1).max()))
+    concepts = torch.argsort((~used).to(torch.uint8), dim=1, stable=True)[:, :n_used]
+    return concepts, torch.cumsum(used, dim=1) - 1
+
+
 @dataclass
 class TripletBatch:
     """Triplet sets padded to one length on the solver's device: ``index`` (D, n, 3) concept rows, ``counts``
-    (D, n, 3) judgments per position (0 for padding), ``total`` (D,) judgments per set."""
+    (D, n, 3) judgments per position (0 for padding), ``total`` (D,) judgments per set; ``concepts`` and
+    ``position`` (:func:`used_concepts`) say which concepts each set uses."""
 
     index: torch.Tensor
     counts: torch.Tensor
     total: torch.Tensor
+    concepts: torch.Tensor
+    position: torch.Tensor
 
     @classmethod
     def stack(cls, sets: list[TripletCounts], dtype: torch.dtype, device: str | torch.device) -> TripletBatch:
@@ -105,37 +144,27 @@ class TripletBatch:
             raise InputError("no triplet sets to stack")
         n = max(1, max(len(s) for s in sets))
         index = np.zeros((len(sets), n, 3), dtype=np.int64)
-        index[:, :, 1], index[:, :, 2] = 1, 2                  # padding: a valid triplet with zero weight
         counts = np.zeros((len(sets), n, 3), dtype=np.float64)
         for d, s in enumerate(sets):
             index[d, : len(s)] = s.triplets
+            index[d, len(s):] = s.triplets[0] if len(s) else (0, 1, 2)   # padding: a used triplet, zero weight
             counts[d, : len(s)] = s.counts
         total = counts.sum(axis=(1, 2))
         if (total <= 0).any():
             empty = int(np.flatnonzero(total <= 0)[0])
             raise InputError(f"triplet set {empty} of {len(sets)} has no judgments (too few triplets in a split?)")
-        return cls(torch.as_tensor(index, device=device), torch.as_tensor(counts, dtype=dtype, device=device),
-                   torch.as_tensor(total, dtype=dtype, device=device))
+        index_t = torch.as_tensor(index, device=device)
+        concepts, position = used_concepts(index_t, int(index.max()) + 1)
+        return cls(index_t, torch.as_tensor(counts, dtype=dtype, device=device),
+                   torch.as_tensor(total, dtype=dtype, device=device), concepts, position)
 
     @property
     def n_triplets(self) -> int:
         return int(self.index.shape[1])
 
-
-def similarities(z: torch.Tensor, index: torch.Tensor, mode: str = "auto") -> torch.Tensor:
-    """``[S_jk, S_ik, S_ij]`` for every triplet: z (B, n_concepts, k), index (B, n, 3) -> (B, n, 3)."""
-    batch, n_concepts, _ = z.shape
-    if mode == "auto":
-        # gather rows while the gathered rows (3 n k) take less memory than the Gram matrix (n_concepts^2)
-        mode = "gram" if 3 * index.shape[1] * z.shape[2] > n_concepts * n_concepts else "rows"
-    if mode == "gram":
-        gram = torch.matmul(z, z.transpose(1, 2)).reshape(batch, -1)
-        i, j, k = index.unbind(-1)
-        pairs = torch.stack([j * n_concepts + k, i * n_concepts + k, i * n_concepts + j], dim=-1)
-        return gram.gather(1, pairs.reshape(batch, -1)).view(index.shape)
-    rows = torch.gather(z, 1, index.reshape(batch, -1, 1).expand(-1, -1, z.shape[2])).view(*index.shape, -1)
-    zi, zj, zk = rows.unbind(2)
-    return torch.stack([(zj * zk).sum(-1), (zi * zk).sum(-1), (zi * zj).sum(-1)], dim=-1)
+    @property
+    def n_used(self) -> int:
+        return int(self.concepts.shape[1])
 
 
 def tie_shares(logits: torch.Tensor) -> torch.Tensor:
@@ -144,59 +173,147 @@ def tie_shares(logits: torch.Tensor) -> torch.Tensor:
     return best / best.sum(dim=-1, keepdim=True)
 
 
-class TripletObjective:
-    """Loss, gradient, accuracy and choice probabilities of many probe problems sharing one feature matrix."""
+@contextmanager
+def matmul_precision(device: torch.device, tf32: bool) -> Iterator[None]:
+    """fp32 matrix products on CUDA in TF32 (``tf32``) or in full IEEE precision, whatever the global setting; the
+    setting is restored afterwards. Uses the legacy flag, as the CKA metric does: torch refuses to mix the two APIs."""
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
 
-    def __init__(self, features: torch.Tensor, transform: Transform, *, mode: str = "auto"):
+
+class _HandGradient(torch.autograd.Function):
+    """The loss with the hand-written gradient as its backward, so that ``torch.optim`` and ``gradcheck`` can use it."""
+
+    @staticmethod
+    def forward(ctx, params: torch.Tensor, evaluate: Callable) -> torch.Tensor:
+        value, grad = evaluate(params.detach(), True)
+        ctx.save_for_backward(grad)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad_value: torch.Tensor):
+        (grad,) = ctx.saved_tensors
+        return grad_value[:, None] * grad, None
+
+
+class TripletObjective:
+    """Loss, gradient, accuracy and choice probabilities of many probe problems sharing one feature matrix.
+
+    ``mode`` picks how triplet similarities are formed (``auto``: the cheaper by :func:`similarity.plan`);
+    ``workspace`` bounds the elements a chunk of triplets may hold; ``tf32`` allows TF32 matrix products on CUDA."""
+
+    def __init__(self, features: torch.Tensor, transform: Transform, *, mode: str = "auto",
+                 workspace: int = DEFAULT_WORKSPACE, tf32: bool = False):
         if features.ndim != 2 or features.shape[1] != transform.p:
             raise InputError(f"features must be (concepts, {transform.p}), got {tuple(features.shape)}")
-        if mode not in ("auto", "rows", "gram"):
-            raise InputError(f"mode must be 'auto', 'rows' or 'gram', got {mode!r}")
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {MODES}, got {mode!r}")
         self.features, self.transform, self.mode = features, transform, mode
+        self.workspace, self.tf32 = int(workspace), bool(tf32)
 
+    def path(self, n_used: int, n_triplets: int, backward: bool = True) -> str:
+        """How the similarities of ``n_triplets`` triplets on ``n_used`` concepts are formed: ``rows`` or ``gram``."""
+        if self.mode != "auto":
+            return self.mode
+        return similarity.plan(n_used, n_triplets, self.transform.k, device_type=self.features.device.type,
+                               tf32=self.tf32, backward=backward)
+
+    def _chunks(self, mode: str, batch: int, n: int) -> list[tuple[int, int]]:
+        size = similarity.chunk_size(mode, batch, self.transform.k, self.workspace)
+        return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+    def _precision(self):
+        return matmul_precision(self.features.device, self.tf32)
+
+    @staticmethod
+    def _local(position: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return position.gather(1, index.reshape(index.shape[0], -1)).view(index.shape)
+
+    @torch.no_grad()
     def logits(self, params: torch.Tensor, index: torch.Tensor, temperature: torch.Tensor | float = 1.0
                ) -> torch.Tensor:
         """(B, n, 3) logits for params (B, n_params) and per-problem triplets index (B, n, 3)."""
-        n_concepts = self.features.shape[0]
-        if self.mode != "gram" and 3 * index.shape[1] < n_concepts and self.transform.kind != "zero_shot":
-            # few triplets: transform only the concepts they use
-            rows = self.features[index.reshape(index.shape[0], -1)]                      # (B, 3n, p)
-            if self.transform.kind == "diagonal":
-                z = rows * params.unsqueeze(1)
-            else:
-                z = torch.matmul(rows, params.view(-1, self.transform.k, self.transform.p).transpose(1, 2))
-            zi, zj, zk = z.view(index.shape[0], index.shape[1], 3, -1).unbind(2)
-            s = torch.stack([(zj * zk).sum(-1), (zi * zk).sum(-1), (zi * zj).sum(-1)], dim=-1)
-        else:
-            s = similarities(self.transform.embed(self.features, params), index, self.mode)
+        batch, n = index.shape[0], index.shape[1]
+        concepts, position = used_concepts(index, self.features.shape[0])
+        out = torch.empty(index.shape, dtype=params.dtype, device=params.device)
+        with self._precision():
+            z = self.transform.embed(self.features[concepts], params)
+            mode = self.path(concepts.shape[1], n, backward=False)
+            sims = similarity.make(mode, z, grad=False)
+            for start, stop in self._chunks(mode, batch, n):
+                out[:, start:stop] = sims(self._local(position, index[:, start:stop]))
         if isinstance(temperature, torch.Tensor) and temperature.ndim == 1:
             temperature = temperature[:, None, None]
-        return s / temperature
+        return out / temperature
+
+    def _evaluate(self, params: torch.Tensor, data: TripletBatch, data_ids: torch.Tensor, lambdas: torch.Tensor,
+                  grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Loss (B,) in the params' dtype and, with ``grad``, its gradient (B, n_params)."""
+        batch = params.shape[0]
+        wanted, grad = grad, grad and self.transform.n_params > 0
+        position = data.position[data_ids]
+        with torch.no_grad(), self._precision():
+            x = self.features[data.concepts[data_ids]]                                    # (B, u, p)
+            mode = self.path(data.n_used, data.n_triplets, backward=grad)
+            sims = similarity.make(mode, self.transform.embed(x, params), grad)
+            cross_entropy = params.new_zeros(batch)
+            for start, stop in self._chunks(mode, batch, data.n_triplets):
+                counts = data.counts[data_ids, start:stop]
+                logp = torch.log_softmax(sims(self._local(position, data.index[data_ids, start:stop])), dim=-1)
+                cross_entropy -= (counts * logp).sum(dim=(1, 2))
+                if grad:       # d(-sum counts * log softmax(s)) / ds = softmax(s) * (judgments) - counts
+                    sims.backward(logp.exp() * counts.sum(dim=-1, keepdim=True) - counts)
+            total = data.total[data_ids]
+            value = cross_entropy / total
+            if self.transform.kind == "zero_shot":
+                return value, (params.new_zeros(batch, 0) if wanted else None)
+            lams = lambdas.to(params.dtype)
+            penalty, penalty_grad = self.transform.penalty(params)
+            value = value + lams * penalty
+            if not grad:
+                return value, None
+            dz = sims.grad() / total[:, None, None]
+            return value, self.transform.pullback(x, dz) + lams[:, None] * penalty_grad
 
     def loss(self, params: torch.Tensor, data: TripletBatch, data_ids: torch.Tensor, lambdas: torch.Tensor
              ) -> torch.Tensor:
-        """Mean cross-entropy over judgments + lambda * penalty, per problem (B,)."""
-        counts = data.counts[data_ids]
-        logp = torch.log_softmax(self.logits(params, data.index[data_ids]), dim=-1)
-        cross_entropy = -(counts * logp).sum(dim=(1, 2)) / data.total[data_ids]
-        if self.transform.kind == "zero_shot":
-            return cross_entropy
-        return cross_entropy + lambdas.to(params.dtype) * self.transform.penalty(params)
+        """Mean cross-entropy over judgments + lambda * penalty, per problem (B,); differentiable in ``params``
+        through the hand-written gradient."""
+        def evaluate(x: torch.Tensor, grad: bool):
+            return self._evaluate(x, data, data_ids, lambdas, grad)
+
+        if torch.is_grad_enabled() and params.requires_grad:
+            return _HandGradient.apply(params, evaluate)
+        return evaluate(params, False)[0]
 
     def value_and_grad(self, params: torch.Tensor, data: TripletBatch, data_ids: torch.Tensor,
                        lambdas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss (float64, B) and its gradient (B, n_params); each problem's loss depends on its own params only."""
-        with torch.enable_grad():
-            x = params.detach().requires_grad_(True)
-            value = self.loss(x, data, data_ids, lambdas)
-            (grad,) = torch.autograd.grad(value.sum(), x)
-        return value.detach().double(), grad
+        value, grad = self._evaluate(params.detach(), data, data_ids, lambdas, True)
+        return value.double(), grad
 
     @torch.no_grad()
     def correct(self, params: torch.Tensor, data: TripletBatch, data_ids: torch.Tensor) -> torch.Tensor:
         """Judgments predicted correctly by the arg-max logit per problem (B,), float64; tied maxima share the
         credit equally (the expected accuracy of a random tie-break), so the triplets' order does not matter."""
-        return (data.counts[data_ids] * tie_shares(self.logits(params, data.index[data_ids]))).sum(dim=(1, 2)).double()
+        batch = params.shape[0]
+        position = data.position[data_ids]
+        right = torch.zeros(batch, dtype=torch.float64, device=params.device)
+        with self._precision():
+            z = self.transform.embed(self.features[data.concepts[data_ids]], params)
+            mode = self.path(data.n_used, data.n_triplets, backward=False)
+            sims = similarity.make(mode, z, grad=False)
+            for start, stop in self._chunks(mode, batch, data.n_triplets):
+                shares = tie_shares(sims(self._local(position, data.index[data_ids, start:stop])))
+                right += (data.counts[data_ids, start:stop] * shares).sum(dim=(1, 2)).double()
+        return right
 
     @torch.no_grad()
     def probabilities(self, params: torch.Tensor, index: torch.Tensor, temperature: torch.Tensor | float

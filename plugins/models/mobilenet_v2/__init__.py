@@ -43,7 +43,22 @@ def cortexbench_models():
         family="mobilenet_v2",
         trained=True,
         citation=CITATION,
+    ), ModelSpec(
+        identifier="mobilenet_v2.untrained-seed0",
+        factory=lambda **options: _untrained(0, **options),
+        description="the same torchvision MobileNetV2, layers and preprocessing at random init (torch seed 0): "
+                    "the control in which only the weights differ",
+        modalities=("image", "video"),
+        family="mobilenet_v2",
+        trained=False,
+        citation=CITATION,
     )]
+
+
+def _untrained(seed: int, **options):
+    from .model import build_untrained
+
+    return build_untrained(seed, **options)
 
 
 @hookimpl

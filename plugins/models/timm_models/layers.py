@@ -37,7 +37,8 @@ def discover_layers(network: torch.nn.Module, input_size: tuple[int, int, int],
     shapes = {n: probe[n][2] for n in names} if all(n in probe for n in names) else \
         output_shapes(network, names, input_size)
     nhwc = getattr(network, "output_fmt", "NCHW") == "NHWC"
-    return make_layers(names, [layout_of(shapes[name], nhwc) for name in names])
+    head = _classifier(network)
+    return make_layers(names, [layout_of(shapes[name], nhwc) for name in names], heads=[head] if head in names else [])
 
 
 def layer_paths(network: torch.nn.Module, granularity: str = "feature_info",

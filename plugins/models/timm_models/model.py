@@ -108,11 +108,16 @@ def preprocessing_for(network: torch.nn.Module) -> Preprocessing:
     """timm's own evaluation transform (``resolve_data_config``), described as data."""
     from timm.data import resolve_data_config
 
-    cfg = resolve_data_config({}, model=network)
+    return preprocessing_from_config(resolve_data_config({}, model=network))
+
+
+def preprocessing_from_config(cfg: dict) -> Preprocessing:
+    """A timm data config (``resolve_data_config``) as a :class:`Preprocessing` that equals ``create_transform``."""
     if cfg["input_size"][-1] != cfg["input_size"][-2]:
         raise InputError(f"non-square input size {cfg['input_size']} is not supported")
     return Preprocessing(input_size=int(cfg["input_size"][-1]), resize="crop", crop_pct=float(cfg["crop_pct"]),
-                         interpolation=str(cfg["interpolation"]), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+                         interpolation=str(cfg["interpolation"]), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
+                         crop_mode=str(cfg.get("crop_mode") or "center"))
 
 
 def build_untrained(arch: str, seed: int, *, granularity: str = "feature_info",

@@ -15,7 +15,7 @@ def scores(shared_data, tmp_path_factory):
     registry = tmp_path_factory.mktemp("registry")
     kw = dict(registry=registry, device="cpu", progress=False)
     trained = score("mobilenet_v2", "kriegeskorte2008.hit-rsa", **kw)
-    untrained = score("timm/mobilenetv2_100.untrained-seed0", "kriegeskorte2008.hit-rsa", **kw)
+    untrained = score("mobilenet_v2.untrained-seed0", "kriegeskorte2008.hit-rsa", **kw)  # only the weights differ
     return trained, untrained
 
 
