@@ -406,14 +406,15 @@ def headline(raw: xr.DataArray, lower: xr.DataArray | None, *, n_bootstrap: int 
 
 
 # --- loading from the registry -----------------------------------------------------------------------------
-def load_from_registry(registry: Any, benchmark: str, models: Iterable[str] | None = None
-                       ) -> tuple[dict[str, xr.Dataset], xr.Dataset]:
-    """The brain-to-brain assembly and the model assemblies (default: every stored model) of ``benchmark``."""
-    brain = registry.get(BRAIN_MODEL, benchmark).load()
+def load_from_registry(registry: Any, benchmark: str, models: Iterable[str] | None = None,
+                       variant: str = "default") -> tuple[dict[str, xr.Dataset], xr.Dataset]:
+    """The brain-to-brain assembly and the model assemblies (default: every stored model) of ``benchmark``, all in
+    one registry ``variant`` (the same benchmark options on both sides)."""
+    brain = registry.get(BRAIN_MODEL, benchmark, variant=variant).load()
     if models is None:
-        models = sorted({r.model for r in registry.scores(benchmark=benchmark)
+        models = sorted({r.model for r in registry.scores(benchmark=benchmark, variant=variant)
                          if r.state == "scored" and r.model != BRAIN_MODEL})
-    loaded = {m: registry.get(m, benchmark).load() for m in models}
+    loaded = {m: registry.get(m, benchmark, variant=variant).load() for m in models}
     return loaded, brain
 
 

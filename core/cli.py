@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("model", metavar="MODEL")
     show.add_argument("benchmark", metavar="BENCHMARK")
     show.add_argument("--registry", metavar="PATH")
+    show.add_argument("--variant", default="default",
+                      help="which stored variant: 'default' (the plugins' default options) or an options-<digest> "
+                           "name from `cortexbench list scores` (default: default)")
     show.add_argument("--plot", metavar="PNG", help="also write a plot of the per-layer scores to this file")
     show.add_argument("--json", action="store_true", help="print headline numbers and provenance as JSON")
 
@@ -92,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="pick one value of an extra dimension of the scores (e.g. sigma=1.0); repeatable")
     apa.add_argument("--n-bootstrap", type=int, default=1000, help="subject bootstrap resamples (default: 1000)")
     apa.add_argument("--registry", metavar="PATH")
+    apa.add_argument("--variant", default="default",
+                     help="registry variant of the brain and model scores (see `cortexbench list scores`)")
     apa.add_argument("--plot", metavar="DIR", help="write alignment-pattern heatmaps and score-vs-APS plots here")
     apa.add_argument("--output", metavar="NC", help="write the full analysis as a netCDF file")
     apa.add_argument("--json", action="store_true", help="print one JSON row per (region, model)")
@@ -118,13 +123,19 @@ CORE_COMMANDS = ("score", "list", "show", "data", "ceiling", "apa", "leaderboard
 
 def _add_plugin_commands(sub) -> None:
     """Subcommands contributed by plugins through ``cortexbench_commands`` (core names cannot be taken)."""
-    from .plugin_manager import get_plugin_manager
+    from .plugin_manager import PluginFailure, get_plugin_manager
 
-    for name, registration in sorted(get_plugin_manager().registrations("command").items()):
+    manager = get_plugin_manager()
+    for name, registration in sorted(manager.registrations("command").items()):
         spec = registration.spec
         if name in CORE_COMMANDS:
-            print(f"warning: plugin {registration.plugin!r} tried to add command {name!r}, a core command; ignored",
-                  file=sys.stderr)
+            manager.failures.append(PluginFailure(registration.plugin, f"command {name!r} is a core command; ignored"))
+            continue
+        try:  # declare on a throwaway parser first: a broken plugin must not break the whole command line
+            spec.add_arguments(argparse.ArgumentParser(prog=name, add_help=False))
+        except Exception as err:  # noqa: BLE001 - any plugin error is isolated and reported by name
+            manager.failures.append(PluginFailure(registration.plugin, f"command {name!r} could not declare its "
+                                                                       f"arguments: {type(err).__name__}: {err}"))
             continue
         parser = sub.add_parser(name, help=f"{spec.help} [plugin {registration.plugin}]",
                                 description=spec.description or spec.help)
@@ -175,10 +186,10 @@ def _score(args: argparse.Namespace) -> int:
     model_options = _parse_options(args.model_option, "--model-option")
     if args.weights:
         model_options["weights"] = args.weights
+    benchmark_options = _parse_options(args.benchmark_option, "--benchmark-option")
     result = score(args.model, args.benchmark, registry=args.registry, device=args.device,
                    precision=args.precision, batch_size=args.batch_size, cache=not args.no_cache,
-                   cache_dir=args.cache_dir, model_options=model_options,
-                   benchmark_options=_parse_options(args.benchmark_option, "--benchmark-option"),
+                   cache_dir=args.cache_dir, model_options=model_options, benchmark_options=benchmark_options,
                    store=not args.no_store, progress=not args.quiet, plugins=plugins)
     ds = result.assembly
     head = assembly.headline(ds)
@@ -191,6 +202,11 @@ def _score(args: argparse.Namespace) -> int:
     print(f"  device   {result.device}, {result.wall_time_s:.1f} s, activation cache "
           f"{result.cache_hits} hit(s) / {result.cache_misses} miss(es)")
     print(f"stored: {result.path}" if result.path else "not stored (--no-store)")
+    if model_options or benchmark_options:
+        from cortexbench.registry import variant_of
+
+        print(f"variant {variant_of(model_options, benchmark_options)} (non-default options; the leaderboard ranks "
+              f"the default variant; `cortexbench show ... --variant NAME` reads this one)")
     return 0
 
 
@@ -242,12 +258,13 @@ def _list_scores(args: argparse.Namespace) -> int:
 
     registry = Registry(args.registry)
     rows = [{"model": r.model, "benchmark": r.benchmark, "version": r.benchmark_version, "state": r.state,
-             "score": _fmt(r.score), "error": _fmt(r.score_error), "ceiling": _fmt(r.ceiling),
-             "updated": r.updated_at[:19]} for r in registry.scores()]
+             "variant": r.variant, "score": _fmt(r.score), "error": _fmt(r.score_error),
+             "ceiling": _fmt(r.ceiling), "updated": r.updated_at[:19]} for r in registry.scores()]
     if not rows and not args.json:
         print(f"no scores stored in {registry.root} yet; run `cortexbench score MODEL BENCHMARK`")
         return 0
-    return _emit(rows, ["model", "benchmark", "version", "state", "score", "error", "ceiling", "updated"], args.json)
+    return _emit(rows, ["model", "benchmark", "version", "variant", "state", "score", "error", "ceiling", "updated"],
+                 args.json)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -257,7 +274,7 @@ def _show(args: argparse.Namespace) -> int:
     from cortexbench.registry import Registry
 
     registry = Registry(args.registry)
-    stored = registry.get(args.model, args.benchmark)
+    stored = registry.get(args.model, args.benchmark, variant=args.variant)
     ds = stored.load()
     prov = json.loads(ds.attrs.get("provenance", "{}"))
     if args.plot:
@@ -309,7 +326,7 @@ def _apa(args: argparse.Namespace) -> int:
     from cortexbench.registry import Registry
 
     select = _parse_options(args.select, "--select")
-    models, brain = apa.load_from_registry(Registry(args.registry), args.benchmark, args.models)
+    models, brain = apa.load_from_registry(Registry(args.registry), args.benchmark, args.models, args.variant)
     result = apa.analyze(models, brain, outcome_kind=args.outcome, n_bootstrap=args.n_bootstrap, select=select)
     rows = apa.summary_rows(result)
     if args.output:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 
 from .errors import InputError
 
@@ -18,6 +19,9 @@ def resolve_device(requested: str = "auto") -> str:
     if requested == "cpu":
         return "cpu"
     if requested == "cuda" or requested.startswith("cuda:"):
+        if not re.fullmatch(r"cuda(:\d+)?", requested):
+            raise InputError(f"--device {requested!r}: a CUDA device is cuda or cuda:N with N a device number, "
+                             "e.g. cuda:0")
         if not torch.cuda.is_available():
             raise InputError(f"--device {requested}: no CUDA GPU is visible to PyTorch "
                              "(torch.cuda.is_available() is False); use --device cpu or --device auto")
@@ -34,6 +38,9 @@ def resolve_precision(requested: str, device: str) -> str:
         raise InputError(f"--precision must be one of {PRECISIONS}; got {requested!r}")
     if requested == "auto":
         return "bf16" if device.startswith("cuda") else "fp32"
+    if requested == "bf16" and not device.startswith("cuda"):
+        raise InputError(f"--precision bf16 needs a CUDA device (bf16 autocast is used on CUDA only); the device is "
+                         f"{device}. Use --precision fp32 or auto on the CPU")
     return requested
 
 

@@ -12,14 +12,15 @@ class CortexbenchError(Exception):
 class UnknownIdentifierError(CortexbenchError, KeyError):
     """An identifier that no registered plugin provides."""
 
-    def __init__(self, kind: str, identifier: str, known: Iterable[str]):
+    def __init__(self, kind: str, identifier: str, known: Iterable[str], listing: str | None = None):
+        """``listing`` says where the full list is (default: ``cortexbench list <kind>s``)."""
         self.kind, self.identifier = kind, identifier
         known = sorted(known)
         close = difflib.get_close_matches(identifier, known, n=5, cutoff=0.5)
         close += [k for k in known if identifier.lower() in k.lower() and k not in close][: 5 - len(close)]
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        self.message = (f"No {kind} named {identifier!r} is registered.{hint} "
-                        f"Run `cortexbench list {kind}s` to see all {len(known)} of them.")
+        listing = listing or f"Run `cortexbench list {kind}s`"
+        self.message = f"No {kind} named {identifier!r} is registered.{hint} {listing} to see all {len(known)} of them."
         super().__init__(self.message)
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message

@@ -1,4 +1,4 @@
 """The local score registry: netCDF4 score assemblies plus an SQLite index of their provenance."""
-from .store import Registry, StoredScore, load_assembly
+from .store import DEFAULT_VARIANT, Registry, StoredScore, load_assembly, variant_of
 
-__all__ = ["Registry", "StoredScore", "load_assembly"]
+__all__ = ["DEFAULT_VARIANT", "Registry", "StoredScore", "load_assembly", "variant_of"]

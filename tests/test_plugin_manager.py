@@ -103,3 +103,30 @@ def test_listing_imports_no_deep_learning_library():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "mobilenet_v2" in result.stdout and "kriegeskorte2008.hit-rsa" in result.stdout
+
+
+def test_a_broken_plugin_command_is_reported_and_the_cli_still_works(monkeypatch, capsys):
+    from cortexbench import cli, plugin_manager
+    from cortexbench.interfaces import CommandSpec
+
+    def clashing(parser):
+        parser.add_argument("--x")
+        parser.add_argument("--x")  # argparse.ArgumentError
+
+    class CommandPlugin:
+        @hookimpl
+        def cortexbench_commands(self):
+            return [CommandSpec("broken-cmd", "broken", clashing, lambda args: 0),
+                    CommandSpec("list", "steals a core name", lambda p: None, lambda args: 0),
+                    CommandSpec("hello", "works", lambda p: p.add_argument("--name", default="x"),
+                                lambda args: print(f"hello {args.name}") or 0)]
+
+    manager = PluginManager(extra_plugins=[("cmds", CommandPlugin())])
+    monkeypatch.setattr(plugin_manager, "get_plugin_manager", lambda: manager)
+    assert cli.main(["list", "metrics"]) == 0                      # still works, core `list` untouched
+    assert cli.main(["hello", "--name", "you"]) == 0
+    out, err = capsys.readouterr()
+    assert "hello you" in out and "rsa" in out
+    problems = [str(f) for f in manager.failures if f.plugin == "cmds"]
+    assert any("'broken-cmd' could not declare its arguments: ArgumentError" in p for p in problems)
+    assert any("'list' is a core command" in p for p in problems)

@@ -10,13 +10,14 @@ import xarray as xr
 
 from cortexbench import assembly
 from cortexbench.errors import CortexbenchError, InputError
-from cortexbench.registry import Registry, load_assembly
+from cortexbench.registry import Registry, load_assembly, variant_of
+from cortexbench.registry.index import SCHEMA
 
 
-def make_assembly(model="m", benchmark="b", value=0.5, version="1"):
+def make_assembly(model="m", benchmark="b", value=0.5, version="1", ceiling=0.8):
     raw = xr.DataArray(np.arange(6.0).reshape(2, 3) * value, dims=("layer", "subject"),
                        coords={"layer": ["a", "b"], "subject": ["s1", "s2", "s3"]})
-    return assembly.make(score=value, score_error=0.01, ceiling=0.8, raw=raw, attrs={
+    return assembly.make(score=value, score_error=0.01, ceiling=ceiling, raw=raw, attrs={
         "model": model, "benchmark": benchmark, "benchmark_version": version, "metric": "rsa",
         "metric_version": "1", "ceiling_method": "test", "error_method": "test", "config": {"nested": [1, 2]}})
 
@@ -117,3 +118,72 @@ def test_leaderboard_keeps_failed_and_never_run_apart(registry, tmp_path):
     assert rows["weak"]["coverage"] == "1/2" and rows["weak"]["b2"] == "failed"
     leaderboard.plot(board, tmp_path / "board.png")
     assert (tmp_path / "board.png").stat().st_size > 5_000
+
+
+def test_leaderboard_ranks_ceiled_default_scores_only(registry, tmp_path):
+    from cortexbench.alignment_patterns import BRAIN_MODEL
+    from cortexbench.registry import leaderboard
+
+    registry.write(make_assembly(model="a", benchmark="b1", value=0.5), {})
+    registry.write(make_assembly(model="a", benchmark="behaviour", value=0.95, ceiling=float("nan")), {})
+    registry.write(make_assembly(model="a", benchmark="b1", value=0.99), {"model_options": {"pooling": "max"}})
+    registry.write(make_assembly(model=BRAIN_MODEL, benchmark="b1", value=0.7), {})
+    board = leaderboard.build(registry)
+    assert board.models == ["a"]                                          # the brain-to-brain ceiling is no model
+    assert board.mean("a") == (pytest.approx(0.5), 1)                    # neither the raw score nor the variant
+    assert board.rows()[0]["behaviour"].endswith(" raw")
+    leaderboard.plot(board, tmp_path / "board.png")
+
+
+def test_options_make_a_variant_that_never_replaces_the_default_score(registry):
+    default = registry.write(make_assembly(value=0.4), {"model_options": {}, "benchmark_options": {}})
+    other = registry.write(make_assembly(value=0.9), {"model_options": {"pooling": "flatten"}})
+    again = registry.write(make_assembly(value=0.7), {"model_options": {"pooling": "flatten"}})
+    assert other.row.variant == again.row.variant == variant_of({"pooling": "flatten"}) != "default"
+    assert other.path == again.path != default.path
+    assert again.row.score == pytest.approx(0.7) and again.row.run_id == registry.index.runs()[-1]["run_id"]
+    assert registry.get("m", "b").row.score == pytest.approx(0.4)                     # default untouched
+    assert registry.get("m", "b", variant=again.row.variant).row.score == pytest.approx(0.7)
+    assert load_assembly(again.path).attrs["variant"] == again.row.variant
+    assert sorted(r.variant for r in registry.scores("m", "b")) == sorted(["default", again.row.variant])
+    # the same options in another order are the same variant; other options are another one
+    assert variant_of({"a": 1, "b": 2}, {"c": 3}) == variant_of({"b": 2, "a": 1}, {"c": 3})
+    assert variant_of({"a": 1}) != variant_of(None, {"a": 1})
+    # where the data or weights live and what runs the work is no variant (the provenance pins those bytes)
+    assert variant_of({"weights": "/w/x.pt"}, {"root": "/data/bmd", "device": "cuda:1"}) == "default"
+
+
+def test_only_a_variant_stored_names_it_in_the_error(registry):
+    stored = registry.write(make_assembly(), {"benchmark_options": {"n_splits": 3}})
+    with pytest.raises(CortexbenchError, match=f"stored variants: {stored.row.variant}"):
+        registry.get("m", "b")
+
+
+def test_a_failed_pair_says_why_it_failed(registry):
+    registry.record_failure(model="m", benchmark="b", benchmark_version="1", metric="rsa", metric_version="1",
+                            error="ValueError: the layer 'x' does not exist", provenance={})
+    with pytest.raises(CortexbenchError, match="failed .*ValueError: the layer 'x' does not exist"):
+        registry.get("m", "b")
+
+
+def test_an_index_from_before_variants_is_migrated_without_losing_scores(tmp_path):
+    import sqlite3
+
+    root = tmp_path / "old"
+    (root / "scores").mkdir(parents=True)
+    conn = sqlite3.connect(root / "index.sqlite")
+    old_schema = SCHEMA.replace("    variant TEXT NOT NULL DEFAULT 'default',\n", "").replace(
+        ", metric_version, variant)", ", metric_version)")
+    conn.executescript(old_schema)
+    conn.execute("INSERT INTO runs (run_id, model, benchmark, benchmark_version, metric, metric_version, state, "
+                 "score, provenance, created_at) VALUES ('r1', 'm', 'b', '1', 'rsa', '1', 'scored', 0.25, '{}', 't')")
+    conn.execute("INSERT INTO scores (model, benchmark, benchmark_version, metric_version, metric, state, score, "
+                 "run_id, updated_at) VALUES ('m', 'b', '1', '1', 'rsa', 'scored', 0.25, 'r1', 't')")
+    conn.commit()
+    conn.close()
+    registry = Registry(root)
+    (row,) = registry.scores()
+    assert (row.variant, row.score) == ("default", pytest.approx(0.25))
+    assert registry.index.runs()[0]["variant"] == "default"
+    registry.write(make_assembly(value=0.5), {})                      # the migrated table takes new writes
+    assert registry.get("m", "b").row.score == pytest.approx(0.5)

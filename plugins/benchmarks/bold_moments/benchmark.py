@@ -77,6 +77,13 @@ class BoldMomentsBenchmark:
             raise InputError(f"{self.identifier}: the BOLD Moments fMRI (OpenNeuro ds005165, derivatives versionB "
                              f"fsLR32k) is not bundled; pass --benchmark-option root=PATH or set ${ROOT_ENV}")
         self.regions = list(self.regions)
+        if not isinstance(self.n_partners, int) or self.n_partners < 1:
+            raise InputError(f"{self.identifier}: n_partners must be a whole number >= 1, got {self.n_partners!r}")
+        if self.subjects is not None and self.n_partners >= len(self.subjects):
+            raise InputError(f"{self.identifier}: n_partners={self.n_partners} needs more than {self.n_partners} "
+                             f"subjects, got {len(self.subjects)} ({list(self.subjects)}); lower n_partners")
+        if not isinstance(self.n_bootstrap, int) or self.n_bootstrap < 2:
+            raise InputError(f"{self.identifier}: n_bootstrap must be at least 2, got {self.n_bootstrap!r}")
 
     @property
     def metric(self) -> str:

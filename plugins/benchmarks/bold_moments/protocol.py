@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cortexbench.errors import InputError
+
 #: The 19 HCP-MMP1 analysis regions (bilateral), in the order of the issue / the authors' intersubject config.
 REGIONS: tuple[str, ...] = ("V1", "V2", "V3", "V4", "V8", "PIT", "FFC", "V3A", "V3B", "V6", "V6A", "V7", "IPS1",
                             "MT", "MST", "FST", "LO1", "LO2", "LO3")
@@ -30,7 +32,8 @@ VIDEO_FRAMES = 12
 def partners(subjects: list[str], n_partners: int = N_PARTNERS, seed: int = PARTNER_SEED) -> dict[str, list[str]]:
     """Random source subjects for each target subject (without itself), as the authors' pairwise launcher."""
     if n_partners >= len(subjects):
-        raise ValueError(f"n_partners={n_partners} needs more than {n_partners} subjects, got {len(subjects)}")
+        raise InputError(f"n_partners={n_partners} needs more than {n_partners} subjects, got {len(subjects)} "
+                         f"({subjects}); lower --benchmark-option n_partners=N")
     rng = np.random.default_rng(seed)
     return {t: sorted(rng.choice([s for s in subjects if s != t], n_partners, replace=False).tolist())
             for t in subjects}

@@ -19,7 +19,8 @@ def _check_arch(arch: str) -> None:
     import timm
 
     if not timm.is_model(arch):
-        raise UnknownIdentifierError("timm architecture", arch, timm.list_models())
+        raise UnknownIdentifierError("timm architecture", arch, timm.list_models(),
+                                     listing="Run `python -c \"import timm; print(timm.list_models())\"`")
 
 
 def _create(arch: str, seed: int) -> torch.nn.Module:
@@ -45,7 +46,8 @@ def pretrained_cfg(arch: str, tag: str | None):
     if not tags or (cfg is not None and not (cfg.hf_hub_id or cfg.url or cfg.file)):
         raise InputError(f"timm has no pretrained weights for {arch!r}; use timm/{arch}.untrained-seed0")
     if cfg is None or (tag and cfg.tag != tag):
-        raise UnknownIdentifierError("timm pretrained tag", f"{arch}.{tag}", [f"{arch}.{t}" for t in tags])
+        raise UnknownIdentifierError("timm pretrained tag", f"{arch}.{tag}", [f"{arch}.{t}" for t in tags],
+                                     listing=f"Run `python -c \"import timm; print(timm.list_pretrained('{arch}.*'))\"`")
     return cfg
 
 

@@ -19,9 +19,11 @@ import torch
 from cortexbench import alignment_patterns as apa
 from cortexbench.activations import ActivationStore, CachedCandidate
 from cortexbench.extraction import Preprocessing, TorchImageModel
+from cortexbench.errors import InputError
 from cortexbench.hookspecs import hookimpl
 from cortexbench.interfaces import ModelSpec, make_layers
 from cortexbench.plugin_manager import PluginManager
+from cortexbench.registry import variant_of
 from cortexbench.plugins.benchmarks.bold_moments import atlas, fixture, layout
 from cortexbench.plugins.benchmarks.bold_moments.benchmark import BoldMomentsBenchmark
 from cortexbench.scorer import score, score_brain_to_brain
@@ -132,7 +134,7 @@ def test_score_ceiling_and_apa_through_the_registry(bmd, registry):
     # the model's lower ceiling is the brain-to-brain one
     np.testing.assert_allclose(scored.assembly["lower_ceiling"].values, ds["lower_ceiling"].values)
     assert np.isfinite(ds["upper_ceiling"].values).all()
-    models, stored_brain = apa.load_from_registry(registry, "bmd.rsa")
+    models, stored_brain = apa.load_from_registry(registry, "bmd.rsa", variant=variant_of(None, bmd.options))
     assert list(models) == ["test/branches"]
     result = apa.analyze(models, stored_brain, n_bootstrap=50)
     assert set(result["best_layer"].values.ravel()) == {PLANTED}
@@ -178,3 +180,14 @@ def test_caption_route_scores_text_models_on_averaged_captions(bmd):
     with pytest.raises(Exception, match="text"):
         BoldMomentsBenchmark(identifier="bmd.rsa", version="1", metric_name="rsa", **bmd.options)(
             CachedCandidate(_BagOfWords(), bmd.store))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"n_partners": 0}, "n_partners must be a whole number >= 1"),
+    ({"n_partners": 3, "subjects": ["sub-01", "sub-02", "sub-03"]}, "n_partners=3 needs more than 3 subjects"),
+    ({"n_bootstrap": 1}, "n_bootstrap must be at least 2"),
+])
+def test_impossible_protocol_options_are_refused_when_the_benchmark_is_built(tmp_path, bad, message):
+    options = {**dict(root=str(tmp_path), n_partners=2, n_bootstrap=50, device="cpu"), **bad}
+    with pytest.raises(InputError, match=message):
+        BoldMomentsBenchmark(identifier="bmd.rsa", version="1", metric_name="rsa", **options)

@@ -144,7 +144,7 @@ def test_headline_follows_the_stated_definition(result, planted):
 def test_cli_env_root_registry_ceiling_and_apa(nsd_root, tmp_path, monkeypatch, capsys):
     from cortexbench import alignment_patterns as apa
     from cortexbench.cli import main
-    from cortexbench.registry import Registry
+    from cortexbench.registry import Registry, variant_of
 
     monkeypatch.setenv("CORTEXBENCH_NSD_ROOT", str(nsd_root))
     registry = tmp_path / "registry"
@@ -154,8 +154,10 @@ def test_cli_env_root_registry_ceiling_and_apa(nsd_root, tmp_path, monkeypatch, 
     assert "activation cache 12 hit(s) / 0 miss(es)" in capsys.readouterr().out   # same stimuli as the module's run
     assert main(["ceiling", "nsd.rbf-cka", "--device", "cpu", "--benchmark-option", f"sessions={SESSIONS}",
                  *common]) == 0
-    assert main(["show", MODEL, "nsd.rbf-cka", "--registry", str(registry), "--plot", str(tmp_path / "p.png")]) == 0
-    models, brain = apa.load_from_registry(Registry(registry), "nsd.rbf-cka")
+    variant = variant_of(None, {"sessions": SESSIONS})           # a subset of sessions is a variant of the score
+    assert main(["show", MODEL, "nsd.rbf-cka", "--registry", str(registry), "--variant", variant,
+                 "--plot", str(tmp_path / "p.png")]) == 0
+    models, brain = apa.load_from_registry(Registry(registry), "nsd.rbf-cka", variant=variant)
     assert brain["raw"].dims == ("source_subject", "source_region", "region", "subject")
     assert np.isnan(brain["raw"].sel(source_subject="subj01", subject="subj01")).all()
     stored = models[MODEL]

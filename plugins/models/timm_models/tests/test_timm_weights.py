@@ -129,7 +129,7 @@ def test_a_changed_weights_file_never_hits_a_stale_cache_entry(seeded, stimuli, 
 def test_bad_identifiers_and_files(tmp_path):
     with pytest.raises(UnknownIdentifierError, match="resnet18.a1_in1k"):
         MANAGER.create_model("timm/resnet18.not_a_tag")
-    with pytest.raises(UnknownIdentifierError):
+    with pytest.raises(UnknownIdentifierError, match=r"timm\.list_models\(\)"):   # a command that exists
         MANAGER.create_model("timm/resnet_nonexistent.untrained-seed0")
     with pytest.raises(InputError, match="is not a file"):
         MANAGER.create_model("timm/resnet18.a1_in1k", weights=str(tmp_path / "absent.pth"))
