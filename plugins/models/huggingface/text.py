@@ -85,6 +85,8 @@ class HFTextModel:
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
             tokenizer.padding_side = "left" if self.kind == "causal" else "right"
+            # the last-token readout must read the end of the prompt (the generation prompt), also past 512 tokens
+            tokenizer.truncation_side = "left" if self.kind == "causal" else "right"
             self._tokenizer = tokenizer
         return self._tokenizer
 

@@ -98,6 +98,14 @@ def test_prompt_follows_shen_et_al(llama, llama_hub):
     assert llama.tokenizer().padding_side == "left"
 
 
+def test_an_overlong_prompt_keeps_its_end_for_the_last_token_readout(llama):
+    tokenizer = llama.tokenizer()
+    prompt = llama.texts_for([" ".join(["word"] * 200)])[0]
+    whole = tokenizer(prompt)["input_ids"]
+    cut = tokenizer(prompt, truncation=True, max_length=16)["input_ids"]
+    assert len(cut) == 16 < len(whole) and cut[-4:] == whole[-4:]          # the generation prompt survives
+
+
 def test_layers_are_the_last_token_of_every_hidden_state(llama):
     """hidden_states.0 is the embedding output, .i the output of decoder layer i (the last one after the final
     norm, as transformers reports it), all read at the last token of the prompt."""
