@@ -21,8 +21,10 @@ HELD_OUT_NOTE = ("the 20,000 held-out judgments of the mirror (1000 triplets x ~
 @dataclass(frozen=True)
 class HumanData:
     """``pool``: judgments the probes are cross-validated on and generators are fitted to; ``calibration``: the
-    repeated triplets that give the noise ceiling and calibrate generators' temperatures; ``excluded``: sorted keys
-    of every human triplet (synthetic triplets avoid them)."""
+    repeated triplets that give the noise ceiling and calibrate generators' temperatures (on held-out predictions
+    where they overlap the pool, as with the mirror's held-out judgments, where they are the pool); ``excluded``:
+    sorted keys of every human triplet (synthetic triplets avoid them). Probes re-estimate the ceiling on the
+    triplets they test."""
 
     pool: TripletCounts
     calibration: TripletCounts

@@ -49,3 +49,40 @@ def binomial_interval(successes: float, trials: float, level: float = 0.95) -> t
         return float("nan"), float("nan")
     interval = binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
     return float(interval.low), float(interval.high)
+
+
+def ceiled_accuracy_bootstrap(correct: np.ndarray, counts: np.ndarray, ceiling: float | None = None, *,
+                              n_bootstrap: int = 2000, ci: float = 0.95, random_state: int = 0):
+    """Triplet bootstrap of ``accuracy / ceiling`` over the tested triplets.
+
+    The unique test triplets, each with all its judgments, are resampled with replacement; a resample's accuracy is
+    its correct judgments over its judgments. With ``ceiling=None`` the leave-one-out ceiling is recomputed on the
+    same resample (the ceiling of exactly the tested triplets, so their sampling varies both together); a given
+    ``ceiling`` (from another triplet set) is held fixed. Judgments of one triplet stay together, so their
+    dependence is respected, unlike a binomial interval over judgments. Returns the ceilings plugin's
+    ``BootstrapResult`` (estimate, samples, se, percentile low/high).
+    """
+    from cortexbench.plugins.metrics.ceilings.resampling import bootstrap_over_stimuli
+
+    correct = np.asarray(correct, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    if correct.ndim != 1 or counts.shape != (len(correct), 3) or not len(correct):
+        raise InputError(f"need per-triplet correct judgments (n,) and counts (n, 3); got {correct.shape} and "
+                         f"{counts.shape}")
+    total = counts.sum(axis=1)
+    loo = loo_accuracy_per_triplet(counts)
+    repeated = np.isfinite(loo)
+    if ceiling is None and not repeated.any():
+        raise InputError("the tested triplets have no repeated judgments: pass the ceiling of another triplet set")
+    loo = np.where(repeated, loo, 0.0)
+
+    def statistic(index):
+        index = index.numpy()
+        accuracy = correct[index].sum(axis=1) / total[index].sum(axis=1)
+        if ceiling is not None:
+            return accuracy / ceiling
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return accuracy / (loo[index].sum(axis=1) / repeated[index].sum(axis=1))
+
+    return bootstrap_over_stimuli(statistic, len(correct), n_bootstrap=n_bootstrap, ci=ci, random_state=random_state,
+                                  batch=500)

@@ -18,8 +18,8 @@ from cortexbench.errors import InputError
 
 from . import fitting
 from .fitting import SolverSettings
-from .objective import Transform, TripletBatch, TripletObjective, tie_shares
-from .triplets import TripletCounts, kfold, within
+from .objective import Transform, TripletObjective, tie_shares
+from .triplets import TripletCounts, kfold_indices, within
 
 #: The reference's probe grid (``evaluate_THINGS_OOO_accuracy_CV.yaml``): 1e-6 ... 10.
 PROBE_LAMBDAS = tuple(10.0 ** e for e in range(-6, 2))
@@ -34,7 +34,7 @@ class Fold:
 
 def concept_folds(pool: TripletCounts, n_concepts: int, n_folds: int, seed: int) -> list[Fold]:
     folds = []
-    for train_concepts, test_concepts in kfold(n_concepts, n_folds, seed):
+    for train_concepts, test_concepts in kfold_indices(n_concepts, n_folds, shuffle=True, random_state=seed):
         train = pool.subset(within(pool.triplets, train_concepts, n_concepts))
         test = pool.subset(within(pool.triplets, test_concepts, n_concepts))
         if len(train) == 0 or len(test) == 0:
@@ -50,6 +50,7 @@ class ProbeResult:
 
     test_correct: np.ndarray
     test_total: np.ndarray
+    triplet_correct: np.ndarray         # correct judgments per unique test triplet, folds concatenated in order
     val_accuracy: np.ndarray
     chosen_lambda: np.ndarray
     train_triplets: np.ndarray
@@ -74,14 +75,15 @@ def probe(features: torch.Tensor, transform: Transform, folds: Sequence[Fold], l
     if transform.kind == "zero_shot":
         params = transform.initial(n_folds, settings.torch_dtype, settings.device)
         test_correct = fitting.correct(features, transform, params, [f.test for f in folds], range(n_folds), settings)
-        return ProbeResult(test_correct, totals, np.full((n_folds, len(lambdas)), np.nan),
-                           np.full(n_folds, np.nan), sizes)
+        return ProbeResult(test_correct, totals, _per_triplet(features, transform, params, folds, settings),
+                           np.full((n_folds, len(lambdas)), np.nan), np.full(n_folds, np.nan), sizes)
     inner_sets: list[TripletCounts] = []
     problems: list[tuple[int, int, int]] = []          # (fold, inner fold, lambda index)
     for f, fold in enumerate(folds):
         if len(fold.train) < inner_folds:
             raise InputError(f"fold {f} has {len(fold.train)} training triplets, fewer than inner_folds={inner_folds}")
-        for i, (train, val) in enumerate(kfold(len(fold.train), inner_folds, seed)):
+        inner = kfold_indices(len(fold.train), inner_folds, shuffle=True, random_state=seed)
+        for i, (train, val) in enumerate(inner):
             inner_sets += [fold.train.subset(train), fold.train.subset(val)]
             problems += [(f, i, l) for l in range(len(lambdas))]
     set_index = [2 * (f * inner_folds + i) for f, i, _ in problems]
@@ -96,15 +98,28 @@ def probe(features: torch.Tensor, transform: Transform, folds: Sequence[Fold], l
     refit = fitting.fit(features, transform, [f.train for f in folds], range(n_folds), [lambdas[b] for b in best],
                         settings, desc=f"{desc}: refit")
     test_correct = fitting.correct(features, transform, refit, [f.test for f in folds], range(n_folds), settings)
-    return ProbeResult(test_correct, totals, val_accuracy, np.asarray(lambdas, dtype=float)[best], sizes)
+    return ProbeResult(test_correct, totals, _per_triplet(features, transform, refit, folds, settings), val_accuracy,
+                       np.asarray(lambdas, dtype=float)[best], sizes)
+
+
+def _per_triplet(features, transform, params, folds, settings) -> np.ndarray:
+    return np.concatenate([triplet_correct(features, transform, params[f:f + 1], fold.test, settings)
+                           for f, fold in enumerate(folds)])
+
+
+def triplet_correct(features: torch.Tensor, transform: Transform, params: torch.Tensor, triplets: TripletCounts,
+                    settings: SolverSettings) -> np.ndarray:
+    """Correct judgments of one fit ``params`` (1, n_params) on each unique triplet (float64, (n,)); tied maxima
+    share the credit, as in :meth:`TripletObjective.correct` (the triplet bootstrap resamples these)."""
+    objective = TripletObjective(features, transform, mode=settings.mode)
+    index = torch.as_tensor(triplets.triplets, device=settings.device)[None]
+    with torch.no_grad():
+        shares = tie_shares(objective.logits(params, index)[0]).double().cpu().numpy()
+    return (triplets.counts * shares).sum(axis=-1)
 
 
 def zero_shot_correct(features: torch.Tensor, pool: TripletCounts, settings: SolverSettings) -> np.ndarray:
     """Correct judgments of W = I on each unique triplet of ``pool`` (float64, (n,)), for split-half layer choice."""
     transform = Transform.make("zero_shot", features.shape[1])
-    params = transform.initial(1, settings.torch_dtype, settings.device)
-    data = TripletBatch.stack([pool], settings.torch_dtype, settings.device)
-    objective = TripletObjective(features, transform, mode=settings.mode)
-    with torch.no_grad():
-        shares = tie_shares(objective.logits(params, data.index)[0])
-        return (data.counts[0] * shares).sum(dim=-1).double().cpu().numpy()[: len(pool)]
+    return triplet_correct(features, transform, transform.initial(1, settings.torch_dtype, settings.device), pool,
+                           settings)

@@ -2,12 +2,12 @@
 
 Headline: test accuracy over judgments (pooled over the concept-disjoint folds) of the layer chosen without looking
 at test data (mean inner-validation accuracy; zero-shot: split halves of the triplets), divided by the leave-one-out
-noise ceiling; error from the binomial distribution of the judgments.
+noise ceiling of the same tested triplets; error and interval from a bootstrap over the tested triplets (each with
+all its judgments), which re-estimates accuracy and ceiling together.
 """
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,9 +21,10 @@ from cortexbench.interfaces import Candidate
 from .data import N_CONCEPTS, load_concepts
 from .fitting import as_features
 from .human import ThingsOptions, concept_stimuli, load_human
-from .noise_ceiling import binomial_interval
+from .noise_ceiling import ceiled_accuracy_bootstrap, loo_ceiling
 from .objective import Transform
-from .probe import PROBE_LAMBDAS, ProbeResult, concept_folds, probe, zero_shot_correct
+from .probe import PROBE_LAMBDAS, Fold, ProbeResult, concept_folds, probe, zero_shot_correct
+from .triplets import TripletCounts
 
 METRIC = "oddoneout-accuracy"
 METRIC_VERSION = "1"
@@ -40,6 +41,7 @@ class ThingsProbeBenchmark(ThingsOptions):
     n_folds: int = 3
     inner_folds: int = 5
     seed: int = 42
+    n_bootstrap: int = 2000
 
     metric = METRIC
 
@@ -48,6 +50,8 @@ class ThingsProbeBenchmark(ThingsOptions):
         if not self.lambdas or any(float(l) < 0 for l in self.lambdas):
             raise InputError(f"{self.identifier}: lambdas must be a non-empty list of non-negative numbers")
         self.lambdas = tuple(float(l) for l in self.lambdas)
+        if int(self.n_bootstrap) < 100:
+            raise InputError(f"{self.identifier}: n_bootstrap must be at least 100, got {self.n_bootstrap}")
 
     def __call__(self, candidate: Candidate) -> xr.Dataset:
         concepts = load_concepts()
@@ -66,23 +70,36 @@ class ThingsProbeBenchmark(ThingsOptions):
             results.append(probe(x, transform, folds, self.lambdas, self.inner_folds, self.seed, settings,
                                  desc=f"{name}"))
             zero_shot.append(zero_shot_correct(x, human.pool, settings))
-        return self._assemble(candidate, stimuli, human, layer_names, info, results, np.stack(zero_shot))
+        return self._assemble(candidate, stimuli, human, folds, layer_names, info, results, np.stack(zero_shot))
 
     # --- layer choice and the assembly -----------------------------------------------------------------------
-    def _zero_shot_headline(self, zero_shot: np.ndarray, total: np.ndarray) -> tuple[float, float, list[int]]:
-        """Correct and total judgments, each half of the triplets scored with the layer best on the other half."""
+    def _zero_shot_headline(self, zero_shot: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """Correct judgments per triplet, each half of the triplets scored with the layer best on the other half."""
         if zero_shot.shape[0] == 1:
-            return float(zero_shot[0].sum()), float(total.sum()), [0, 0]
+            return zero_shot[0], [0, 0]
         order = np.random.default_rng(self.seed).permutation(zero_shot.shape[1])
         halves = [order[: len(order) // 2], order[len(order) // 2:]]
-        correct, chosen = 0.0, []
+        correct, chosen = np.zeros(zero_shot.shape[1]), []
         for pick, score in ((halves[0], halves[1]), (halves[1], halves[0])):
-            best = int(np.argmax(zero_shot[:, pick].sum(axis=1) / total[pick].sum()))
+            best = int(np.argmax(zero_shot[:, pick].sum(axis=1)))
             chosen.append(best)
-            correct += float(zero_shot[best, score].sum())
-        return correct, float(total.sum()), chosen
+            correct[score] = zero_shot[best, score]
+        return correct, chosen
 
-    def _assemble(self, candidate, stimuli, human, layer_names, info, results, zero_shot) -> xr.Dataset:
+    def _ceiling(self, human, tested: TripletCounts) -> tuple[float | None, float, str]:
+        """(fixed ceiling or None when it is re-estimated per bootstrap resample, point value, method)."""
+        if self.noise_ceiling is None:
+            value = loo_ceiling(tested.counts)
+            if np.isfinite(value):
+                repeated = tested.counts.sum(axis=1) >= 2
+                return None, value, (f"leave-one-out majority accuracy over the {int(repeated.sum())} repeated "
+                                     f"triplets that are tested ({int(tested.counts[repeated].sum())} judgments), "
+                                     "ties shared")
+            return human.ceiling, human.ceiling, f"{human.ceiling_method} (the tested triplets have no repeats)"
+        return human.ceiling, human.ceiling, human.ceiling_method
+
+    def _assemble(self, candidate, stimuli, human, outer_folds: list[Fold], layer_names, info, results,
+                  zero_shot) -> xr.Dataset:
         total = human.pool.counts.sum(axis=1)
         n_folds = len(results[0].test_total)
         fold_acc = np.stack([r.test_correct / r.test_total for r in results])
@@ -90,23 +107,32 @@ class ThingsProbeBenchmark(ThingsOptions):
                         "depth_bin": ("layer", [info[n].depth_bin for n in layer_names])}
         folds = np.arange(n_folds)
         if self.transform == "zero_shot":
-            k, n, chosen = self._zero_shot_headline(zero_shot, total)
+            per_triplet, chosen = self._zero_shot_headline(zero_shot)
+            tested = human.pool
             selected = "|".join(dict.fromkeys(layer_names[c] for c in chosen))
             selection = ("all judgments; with several layers, each random half of the triplets is scored with "
                          f"the layer most accurate on the other half (seed {self.seed})")
         else:
             best = int(np.argmax([r.selection_score for r in results]))
-            k, n = float(results[best].test_correct.sum()), float(results[best].test_total.sum())
+            per_triplet = results[best].triplet_correct
+            tested = TripletCounts.concatenate([f.test for f in outer_folds])
             selected = layer_names[best]
             selection = ("layer with the best mean inner-validation accuracy; test judgments of the "
                          f"{n_folds} concept-disjoint folds pooled")
+        k, n = float(per_triplet.sum()), float(tested.n_responses)
         accuracy = k / n
-        ceiling = human.ceiling
-        low, high = binomial_interval(k, n)
+        fixed, ceiling, ceiling_method = self._ceiling(human, tested)
+        boot = ceiled_accuracy_bootstrap(per_triplet, tested.counts, fixed, n_bootstrap=int(self.n_bootstrap),
+                                         random_state=self.seed)
         variables = {
             "accuracy": xr.DataArray(accuracy, attrs={"description": "headline accuracy over judgments, not ceiled"}),
-            "ci_low": low / ceiling, "ci_high": high / ceiling,
+            "ci_low": float(boot.low), "ci_high": float(boot.high),
             "n_judgments": xr.DataArray(n, attrs={"description": "judgments behind the headline accuracy"}),
+            "n_test_triplets": xr.DataArray(len(tested), attrs={"description": "unique triplets behind the headline "
+                                                                             "accuracy and the ceiling"}),
+            "triplet_correct": xr.DataArray(per_triplet, dims="test_triplet",
+                                            attrs={"description": "headline correct judgments per unique tested "
+                                                                  "triplet (what the bootstrap resamples)"}),
             "test_correct": xr.DataArray(np.stack([r.test_correct for r in results]), dims=("layer", "fold"),
                                          coords={**layer_coords, "fold": folds}),
             "test_total": xr.DataArray(results[0].test_total, dims="fold", coords={"fold": folds}),
@@ -130,10 +156,12 @@ class ThingsProbeBenchmark(ThingsOptions):
             "rectangular_k": self.rectangular_k, "lambdas": json.dumps(list(self.lambdas)), "seed": self.seed,
             "n_folds": self.n_folds, "inner_folds": self.inner_folds, "selected_layer": selected,
             "stimulus_set": stimuli.identifier, "stimulus_set_hash": stimuli.content_hash, "human_data": human.source,
-            "ceiling_method": human.ceiling_method,
-            "error_method": (f"binomial: sqrt(a (1 - a) / n) / ceiling over the n = {int(n)} judgments behind the "
-                             "accuracy a; ci_low/ci_high: exact Clopper-Pearson 95% interval / ceiling (judgments of "
-                             "one triplet are treated as independent)"),
+            "ceiling_method": ceiling_method, "human_ceiling": human.ceiling,
+            "error_method": (f"triplet bootstrap ({int(self.n_bootstrap)} resamples, seed {self.seed}): the "
+                             f"{len(tested)} tested unique triplets resampled with all their judgments, accuracy "
+                             + ("and ceiling recomputed on each resample" if fixed is None else
+                                "recomputed on each resample over the fixed ceiling")
+                             + "; score_error: bootstrap standard deviation; ci_low/ci_high: 95% percentile interval"),
             "selection_method": selection,
             "probe_method": ("P(odd) = softmax([S_jk, S_ik, S_ij]) with S = (X W^T)(X W^T)^T; loss = mean cross-entropy"
                              " + lambda ||W - (tr W / p) I||^2 (rectangular: on W^T W); batched L-BFGS, strong Wolfe; "
@@ -143,5 +171,5 @@ class ThingsProbeBenchmark(ThingsOptions):
             "summary": (f"accuracy {accuracy:.4f} ({int(k)}/{int(n)} judgments), layer {selected}; zero-shot "
                         f"{float(variables['zero_shot_accuracy'].max()):.4f}; chance 0.3333"),
         }
-        return assembly.make(score=accuracy / ceiling, score_error=math.sqrt(accuracy * (1 - accuracy) / n) / ceiling,
-                             ceiling=ceiling, raw=raw, attrs=attrs, **variables)
+        return assembly.make(score=accuracy / ceiling, score_error=float(boot.se), ceiling=ceiling, raw=raw,
+                             attrs=attrs, **variables)

@@ -3,7 +3,8 @@
 1. **Generators.** Each generating model's transform W is fitted to the human judgments (lambda by
    ``KFold(5, shuffle, random_state=42)`` over the unique human triplets, then refitted on all of them), and its
    temperature T calibrated so that its mean max-probability on the repeated (calibration) triplets equals the
-   human noise ceiling.
+   human noise ceiling, on held-out predictions: a calibration triplet that the fit saw is predicted by the CV
+   fold fit (at the chosen lambda) that left it out (cross-fitting; :func:`fit_generator`).
 2. **Synthetic data**, per training size N and seed: ``KFold(3, shuffle, random_state=seed)`` over the concepts; the
    train+val concepts of a fold are split into 865 train / 371 validation concepts (``train_test_split``,
    ``random_state=seed``); N unique random triplets are drawn among the train concepts and N/8 among the validation
@@ -30,8 +31,9 @@ from . import fitting
 from .calibration import calibrate_temperature
 from .fitting import SolverSettings
 from .human import HumanData
-from .objective import Transform, TripletBatch, TripletObjective
-from .triplets import TripletCounts, kfold, one_hot, recovery_splits, sample_unique_triplets
+from .objective import Transform, TripletObjective, tie_shares
+from .triplets import (TripletCounts, kfold_indices, one_hot, recovery_splits, sample_unique_triplets,
+                       triplet_keys)
 
 CANDIDATE_LAMBDAS = tuple(10.0 ** e for e in range(-6, 5))    # run_simulations.yaml: 1e-6 ... 1e4
 GENERATOR_LAMBDAS = tuple(10.0 ** e for e in range(-6, 3))    # create_data_generating_models.yaml: 1e-6 ... 100
@@ -50,34 +52,77 @@ class Generator:
 
 
 def fit_generator(name: str, features: torch.Tensor, transform: Transform, human: HumanData,
-                  lambdas: Sequence[float], n_folds: int, seed: int, settings: SolverSettings) -> Generator:
+                  lambdas: Sequence[float], n_folds: int, seed: int, settings: SolverSettings,
+                  calibration: str = "cross_fit") -> Generator:
+    """Fit W to the human pool (lambda by KFold over its unique triplets, refit on all) and calibrate T.
+
+    ``calibration="cross_fit"`` (default) calibrates T on held-out predictions: a calibration triplet that is in the
+    pool is predicted by the CV fold model (at the chosen lambda) that did not train on it, any other by the full
+    fit. The reference code fits W on the training pool and calibrates on test set 2, which it never trained on;
+    cross-fitting keeps that separation when the pool and the calibration triplets overlap (the mirror's 20,000
+    held-out judgments are both). ``"in_sample"`` calibrates the full fit on its own training triplets, which
+    over-fitting makes over-confident; it exists to show that bias (tests).
+    """
+    if calibration not in ("cross_fit", "in_sample"):
+        raise InputError(f"calibration must be 'cross_fit' or 'in_sample', got {calibration!r}")
     pool = human.pool
+    held_out = None
     if transform.kind == "zero_shot":
         params, lam = transform.initial(1, settings.torch_dtype, settings.device), float("nan")
         cv = float(fitting.correct(features, transform, params, [pool], [0], settings)[0] / pool.n_responses)
     else:
         if len(pool) < n_folds:
             raise InputError(f"{len(pool)} human triplets cannot be split into {n_folds} folds")
+        folds = kfold_indices(len(pool), n_folds, shuffle=True, random_state=seed)
         sets, problems = [], []
-        for f, (train, val) in enumerate(kfold(len(pool), n_folds, seed)):
+        for f, (train, val) in enumerate(folds):
             sets += [pool.subset(train), pool.subset(val)]
             problems += [(f, l) for l in range(len(lambdas))]
-        params = fitting.fit(features, transform, sets, [2 * f for f, _ in problems], [lambdas[l] for _, l in problems],
-                             settings, desc=f"generator {name}: lambda by CV")
-        right = fitting.correct(features, transform, params, sets, [2 * f + 1 for f, _ in problems], settings)
+        cv_params = fitting.fit(features, transform, sets, [2 * f for f, _ in problems],
+                                [lambdas[l] for _, l in problems], settings, desc=f"generator {name}: lambda by CV")
+        right = fitting.correct(features, transform, cv_params, sets, [2 * f + 1 for f, _ in problems], settings)
         val = np.zeros(len(lambdas))
         for (f, l), c in zip(problems, right):
             val[l] += c / sets[2 * f + 1].n_responses / n_folds
-        lam, cv = float(lambdas[int(np.argmax(val))]), float(val.max())
+        best = int(np.argmax(val))
+        lam, cv = float(lambdas[best]), float(val.max())
         params = fitting.fit(features, transform, [pool], [0], [lam], settings, desc=f"generator {name}: fit")
-    objective = TripletObjective(features, transform, mode=settings.mode)
-    calibration = TripletBatch.stack([human.calibration], settings.torch_dtype, settings.device)
-    with torch.no_grad():
-        logits = objective.logits(params, calibration.index)[0].double().cpu().numpy()[: len(human.calibration)]
+        if calibration == "cross_fit":
+            held_out = (cv_params[[problems.index((f, best)) for f in range(n_folds)]], [v for _, v in folds])
+    logits = calibration_logits(features, transform, params[0], human, settings, held_out)
     weights = human.calibration.counts.sum(axis=1)
     temperature = calibrate_temperature(logits, weights, human.ceiling)
-    right = fitting.correct(features, transform, params, [human.calibration], [0], settings)[0]
-    return Generator(name, transform, params[0], temperature, lam, float(right / human.calibration.n_responses), cv)
+    shares = tie_shares(torch.as_tensor(logits)).numpy()
+    right = float((human.calibration.counts * shares).sum())
+    return Generator(name, transform, params[0], temperature, lam, right / human.calibration.n_responses, cv)
+
+
+def calibration_logits(features: torch.Tensor, transform: Transform, params: torch.Tensor, human: HumanData,
+                       settings: SolverSettings, held_out: tuple[torch.Tensor, list[np.ndarray]] | None = None
+                       ) -> np.ndarray:
+    """Logits (n, 3) at T = 1 on the calibration triplets: of ``params`` (the full fit), except that with
+    ``held_out = (fold_params, fold_validation_indices)`` a calibration triplet found in the pool's validation fold
+    f is predicted by ``fold_params[f]``, the fit that did not see it."""
+    objective = TripletObjective(features, transform, mode=settings.mode)
+    calibration = human.calibration
+    which = np.full(len(calibration), -1)
+    candidates = [params[None]]
+    if held_out is not None:
+        fold_params, fold_rows = held_out
+        n = int(max(calibration.triplets.max(), human.pool.triplets.max())) + 1
+        keys = triplet_keys(calibration.triplets, n)
+        for f, rows in enumerate(fold_rows):
+            which[np.isin(keys, triplet_keys(human.pool.triplets[rows], n))] = f
+        candidates.append(fold_params)
+    all_params = torch.cat(candidates)                                  # row 0: full fit; row 1 + f: fold f
+    index = torch.as_tensor(calibration.triplets, device=settings.device)
+    out = np.empty((len(calibration), 3))
+    with torch.no_grad():
+        for row in np.unique(which):
+            mask = which == row
+            logits = objective.logits(all_params[row + 1][None], index[torch.as_tensor(mask)][None])[0]
+            out[mask] = logits.double().cpu().numpy()
+    return out
 
 
 def simulate(generator: Generator, features: torch.Tensor, triplets: np.ndarray, seed: Sequence[int],

@@ -18,7 +18,7 @@ import xarray as xr
 
 from cortexbench import assembly
 from cortexbench.errors import InputError
-from cortexbench.interfaces import Candidate
+from cortexbench.interfaces import Candidate, Layer
 from cortexbench.stimuli import StimulusSet
 
 from . import metrics
@@ -30,8 +30,20 @@ from .recovery import CANDIDATE_LAMBDAS, GENERATOR_LAMBDAS, PAPER_N_TRAIN, Recov
 
 METRIC = "model-recovery"
 DEFAULT_POOL = ("things/vice-42d", "things/spose-14d", "things/spose-82d")
+#: THINGS's out-of-vocabulary policy for pool models that read concept names: a concept whose name has no known
+#: word gets the zero vector (its triplets' ties share the credit) instead of an error. GloVe 6B lacks 18 of the
+#: 1854 THINGS words (e.g. "backscratcher"). ``pool_options`` overrides these.
+POOL_OPTION_DEFAULTS: dict[str, dict] = {"glove/6B-50d": {"oov": "zero"}}
 QUICK_DEFAULTS = {"n_train": [100, 400, 1600], "seeds": 3, "lambdas": [1e-3, 1.0, 1e3],
                   "generator_lambdas": [1e-3, 1e-1, 10.0]}
+
+
+def representational_layer(layers: Sequence[Layer]) -> str:
+    """The default layer: the last one that is not the output head. The paper's features are a network's
+    penultimate representation (classification layer removed) or its embedding (CLIP ``encode_image``); class
+    logits are a readout. A model whose only layers are heads falls back to its last layer."""
+    kept = [layer for layer in layers if not layer.head]
+    return (kept or list(layers))[-1].name
 
 
 def _names(value: str | Sequence[str], what: str) -> list[str]:
@@ -91,7 +103,7 @@ class ThingsRecoveryBenchmark(ThingsOptions):
         from cortexbench.activations import CachedCandidate
         from cortexbench.plugin_manager import get_plugin_manager
 
-        layer = self.layer or candidate.layers[-1].name
+        layer = self.layer or representational_layer(candidate.layers)
         own = candidate.activations(stimuli, [layer], self.pooling)[layer]
         features = {candidate.identifier: np.asarray(own.values)}
         provenance = {candidate.identifier: {"layer": layer}}
@@ -103,14 +115,15 @@ class ThingsRecoveryBenchmark(ThingsOptions):
             if stimuli.modality not in spec.modalities:
                 raise InputError(f"pool model {name!r} accepts {list(spec.modalities)} stimuli, but the concepts are "
                                  f"presented as {stimuli.modality}; choose pool models for that modality")
-            model = manager.create_model(name, **dict(self.pool_options.get(name, {})))
+            options = {**POOL_OPTION_DEFAULTS.get(name, {}), **dict(self.pool_options.get(name, {}))}
+            model = manager.create_model(name, **options)
             other = CachedCandidate(model, getattr(candidate, "store", None),
                                     device=getattr(candidate, "device", "cpu"),
                                     batch_size=getattr(candidate, "batch_size", 64),
                                     precision=getattr(candidate, "precision", "fp32"))
-            chosen = self.pool_layers.get(name) or other.layers[-1].name
+            chosen = self.pool_layers.get(name) or representational_layer(other.layers)
             features[name] = np.asarray(other.activations(stimuli, [chosen], self.pooling)[chosen].values)
-            provenance[name] = {"layer": chosen, "options": dict(self.pool_options.get(name, {})),
+            provenance[name] = {"layer": chosen, "options": options,
                                 "fingerprint": dict(model.fingerprint())}
         if len(features) < 2:
             raise InputError(f"{self.identifier}: the candidate pool needs at least one model besides "
@@ -186,10 +199,12 @@ class ThingsRecoveryBenchmark(ThingsOptions):
                             "number of seeds in which each candidate was recovered"),
             "generator_lambda": da(r.generator_lambda, ("generator", "transform"), "lambda of the generator's fit"),
             "generator_temperature": da(r.generator_temperature, ("generator", "transform"),
-                                        "temperature calibrated to the noise ceiling"),
+                                        "temperature calibrated to the noise ceiling on held-out (cross-fitted) "
+                                        "predictions"),
             "generator_human_accuracy": da(r.generator_human_accuracy, ("generator", "transform"),
-                                           "generator's accuracy on the human calibration judgments (in sample "
-                                           "when they are also the fitting judgments)"),
+                                           "generator's held-out accuracy on the human calibration judgments "
+                                           "(cross-fitted: a triplet it was fitted on is predicted by the CV fold "
+                                           "fit that left it out)"),
             "generator_cv_accuracy": da(r.generator_cv_accuracy, ("generator", "transform"),
                                         "generator's cross-validated accuracy on human judgments at its lambda "
                                         "(zero-shot: accuracy on all pool judgments)"),
@@ -213,9 +228,11 @@ class ThingsRecoveryBenchmark(ThingsOptions):
             "error_method": (f"binomial: sqrt(p (1 - p) / n) over the n = {n_seeds} seeds; ci_low/ci_high: exact "
                              "Clopper-Pearson 95% interval"),
             "recovery_method": ("generators fitted to human triplets (lambda by KFold over unique triplets), "
-                                "temperature "
-                                "calibrated to the noise ceiling; per (N, seed): KFold(3) over concepts, 865/371 "
-                                "train/validation concepts, N / N/8 / N/8 unique non-human triplets, one simulated "
+                                "temperature calibrated to the noise ceiling on held-out predictions (calibration "
+                                "triplets inside the fitting pool predicted by the CV fold fit that left them out); "
+                                "features: the last non-head layer unless given; per (N, seed): KFold(3) over "
+                                "concepts, 865/371 train/validation concepts, N / N/8 / N/8 unique non-human "
+                                "triplets, one simulated "
                                 "judgment each; candidates refitted at T = 1 for every lambda, lambda by mean "
                                 "validation accuracy over folds, scored by mean test accuracy"),
             "summary": (f"recovered in {int(hits[g0, n0, t0])}/{n_seeds} seeds as generator "

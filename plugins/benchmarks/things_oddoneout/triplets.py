@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cortexbench.errors import InputError
+from cortexbench.plugins.metrics.ridge.functional import kfold_indices
 
 
 @dataclass(frozen=True)
@@ -74,26 +75,8 @@ def within(triplets: np.ndarray, concepts: np.ndarray, n_concepts: int) -> np.nd
     return member[triplets].all(axis=1)
 
 
-# --- splits that reproduce scikit-learn's KFold(shuffle=True) and train_test_split exactly -------------------
-
-
-def kfold(n_items: int, n_splits: int, seed: int | None, shuffle: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, test) index pairs exactly as ``sklearn.model_selection.KFold(n_splits, shuffle, random_state=seed)``."""
-    if not 2 <= n_splits <= n_items:
-        raise InputError(f"cannot split {n_items} items into {n_splits} folds")
-    indices = np.arange(n_items)
-    if shuffle:
-        np.random.RandomState(seed).shuffle(indices)
-    sizes = np.full(n_splits, n_items // n_splits, dtype=np.int64)
-    sizes[: n_items % n_splits] += 1
-    folds, start = [], 0
-    for size in sizes:
-        test = indices[start:start + size]
-        mask = np.ones(n_items, dtype=bool)
-        mask[test] = False
-        folds.append((np.flatnonzero(mask), np.sort(test)))
-        start += size
-    return folds
+# --- splits that reproduce scikit-learn's KFold(shuffle=True) (the ridge metric's kfold_indices) and
+# train_test_split exactly ------------------------------------------------------------------------------------
 
 
 def holdout(items: np.ndarray, test_size: int | float, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +103,7 @@ def recovery_splits(n_concepts: int, n_folds: int, seed: int) -> list[ConceptSpl
     """KFold(n_folds) over concepts; the train+val part split with a validation share K / (5 (K - 1)) of it, as the
     reference code does (865 train / 371 validation concepts per fold for 1854 concepts and K = 3)."""
     splits = []
-    for train_val, test in kfold(n_concepts, n_folds, seed):
+    for train_val, test in kfold_indices(n_concepts, n_folds, shuffle=True, random_state=seed):
         n_val = round((n_folds / ((n_folds - 1) * 5)) * len(train_val))
         train, val = holdout(train_val, n_val, seed)
         splits.append(ConceptSplit(train, val, test))

@@ -6,8 +6,9 @@ from scipy.stats import beta
 from cortexbench.errors import InputError
 from cortexbench.plugins.benchmarks.things_oddoneout.calibration import calibrate_temperature
 from cortexbench.plugins.benchmarks.things_oddoneout.human import load_human
-from cortexbench.plugins.benchmarks.things_oddoneout.noise_ceiling import (binomial_interval, loo_accuracy_per_triplet,
-                                                                           loo_ceiling)
+from cortexbench.plugins.benchmarks.things_oddoneout.noise_ceiling import (binomial_interval,
+                                                                           ceiled_accuracy_bootstrap,
+                                                                           loo_accuracy_per_triplet, loo_ceiling)
 
 
 def _loo_by_hand(responses: list[int]) -> float:
@@ -68,3 +69,38 @@ def test_temperature_hits_the_target_expected_accuracy():
         calibrate_temperature(np.zeros((4, 3)), np.ones(4), 0.6)
     with pytest.raises(InputError, match="ranges only"):
         calibrate_temperature(logits, weights, 0.2)
+
+
+def _bootstrap_world(n: int, rng: np.random.Generator, repeats: int = 6):
+    """Triplets with true choice probabilities p, a model's fixed pick per triplet, and ``repeats`` judgments each."""
+    p = rng.dirichlet([0.6, 0.6, 0.6], size=n)
+    pick = np.argmax(np.log(p) + 0.7 * rng.gumbel(size=(n, 3)), axis=1)
+    counts = np.stack([rng.multinomial(repeats, q) for q in p]).astype(float)
+    return p, pick, counts
+
+
+def test_triplet_bootstrap_covers_the_planted_ceiled_accuracy():
+    rng = np.random.default_rng(0)
+    p, pick, counts = _bootstrap_world(200_000, rng)            # the population: expected accuracy / ceiling
+    truth = p[np.arange(len(p)), pick].mean() / np.nanmean(loo_accuracy_per_triplet(counts))
+    n, experiments, covered, covered_binomial = 120, 300, 0, 0
+    for e in range(experiments):
+        _, pick, counts = _bootstrap_world(n, rng)
+        correct = counts[np.arange(n), pick]
+        result = ceiled_accuracy_bootstrap(correct, counts, n_bootstrap=400, random_state=e)
+        assert result.estimate == pytest.approx(correct.sum() / counts.sum() / loo_ceiling(counts))
+        covered += result.low <= truth <= result.high
+        low, high = binomial_interval(correct.sum(), counts.sum())      # judgments as independent, ceiling fixed
+        covered_binomial += low / loo_ceiling(counts) <= truth <= high / loo_ceiling(counts)
+    assert 0.90 <= covered / experiments <= 0.99                  # nominal 95 %
+    assert covered_binomial / experiments < 0.88                  # the judgment-level interval is too narrow
+
+
+def test_triplet_bootstrap_with_a_fixed_ceiling_and_bad_input():
+    counts = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]], dtype=float)
+    correct = np.array([1.0, 0.0, 1.0, 1.0])
+    result = ceiled_accuracy_bootstrap(correct, counts, 0.5, n_bootstrap=300)
+    assert result.estimate == pytest.approx(0.75 / 0.5)
+    assert 0.0 <= result.low <= result.estimate <= result.high <= 2.0
+    with pytest.raises(InputError, match="no repeated judgments"):
+        ceiled_accuracy_bootstrap(correct, counts)

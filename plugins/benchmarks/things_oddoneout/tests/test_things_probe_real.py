@@ -5,6 +5,8 @@ import torch
 from sklearn.model_selection import KFold
 
 from cortexbench.cli import main
+from cortexbench.plugins.benchmarks.things_oddoneout.human import load_human
+from cortexbench.plugins.benchmarks.things_oddoneout.noise_ceiling import loo_ceiling
 from cortexbench.plugins.benchmarks.things_oddoneout.objective import Transform, TripletBatch, TripletObjective
 from cortexbench.plugins.benchmarks.things_oddoneout.sequential import fit_one
 from cortexbench.plugins.benchmarks.things_oddoneout.triplets import count_choices
@@ -48,11 +50,13 @@ def test_fitted_diagonal_probe_equals_a_sequential_refit(judgments, registry):
     triplets, choice = judgments
     pool = count_choices(triplets, choice)
     features = torch.tensor(np.load(_spose14()), dtype=torch.float64)
+    tested = []
     transform = Transform.make("diagonal", 14)
     objective = TripletObjective(features, transform)
     for fold, (train_c, test_c) in enumerate(KFold(3, shuffle=True, random_state=42).split(np.arange(1854))):
         inside = lambda concepts: np.isin(pool.triplets, concepts).all(1)
         train, test = pool.subset(inside(train_c)), pool.subset(inside(test_c))
+        tested.append(test.counts)
         assert float(ds["test_total"].sel(fold=fold)) == test.n_responses
         lam = float(ds["chosen_lambda"].sel(layer="embedding", fold=fold))
         assert lam in options["lambdas"]
@@ -66,6 +70,14 @@ def test_fitted_diagonal_probe_equals_a_sequential_refit(judgments, registry):
         assert float(ds["test_correct"].sel(layer="embedding", fold=fold)) == pytest.approx(right, abs=1.0)
     accuracy = float(ds["accuracy"])
     assert 0.45 < accuracy < float(ds["ceiling"]) + 0.05 and ds.attrs["transform"] == "diagonal"
+    # the ceiling is that of the tested triplets (all inside one concept fold), not of all 1000 triplets
+    tested = np.concatenate(tested)
+    assert float(ds["ceiling"]) == pytest.approx(loo_ceiling(tested), abs=1e-12)
+    assert abs(float(ds["ceiling"]) - load_human(1854).ceiling) > 1e-3
+    assert float(ds["score"]) == pytest.approx(accuracy / loo_ceiling(tested))
+    assert float(ds["triplet_correct"].sum()) == pytest.approx(float(ds["test_correct"].sel(layer="embedding").sum()))
+    assert int(ds["n_test_triplets"]) == len(tested) and float(ds["n_judgments"]) == tested.sum()
+    assert float(ds["ci_low"]) < float(ds["score"]) < float(ds["ci_high"]) and float(ds["score_error"]) > 0
     assert np.isfinite(ds["val_accuracy"].values).all()
 
 

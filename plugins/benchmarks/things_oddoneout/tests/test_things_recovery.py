@@ -12,6 +12,7 @@ from cortexbench.plugins.benchmarks.things_oddoneout.recovery import (CANDIDATE_
                                                                       PAPER_N_TRAIN, Generator, run_recovery, simulate)
 from cortexbench.plugins.benchmarks.things_oddoneout.recovery_benchmark import ThingsRecoveryBenchmark
 from cortexbench.plugins.benchmarks.things_oddoneout.triplets import count_choices, triplet_keys
+from cortexbench.registry import variant_of
 from cortexbench.scorer import score
 
 
@@ -120,5 +121,5 @@ def test_small_real_grid_through_the_scorer(registry, tmp_path):
         pytest.approx(12713 / 20000)
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "accuracy_vs_identifiability.png", "confusion.png", "recovery_vs_n.png"]
-    stored = registry.get("things/spose-14d", "things.recovery").load()
+    stored = registry.get("things/spose-14d", "things.recovery", variant=variant_of(None, options)).load()
     assert stored["winner"].shape == ds["winner"].shape and float(stored["score"]) == float(ds["score"])

@@ -1,7 +1,8 @@
 """The used-concept, chunked, hand-differentiated objective against the dense autograd formulation it replaced.
 
-The reference below is the previous implementation's (and the reference code's) way: ``Z = X W^T`` for every
-concept, the full Gram matrix ``Z Z^T``, entries gathered per triplet, and torch autograd for the gradient.
+The reference (``sequential.DenseObjective``) is the previous implementation's (and the reference code's) way:
+``Z = X W^T`` for every concept, the full Gram matrix ``Z Z^T``, entries gathered per triplet, and torch autograd
+for the gradient.
 """
 import numpy as np
 import pytest
@@ -11,40 +12,12 @@ from cortexbench.plugins.benchmarks.things_oddoneout import fitting, similarity
 from cortexbench.plugins.benchmarks.things_oddoneout.lbfgs import minimize
 from cortexbench.plugins.benchmarks.things_oddoneout.objective import (TRANSFORMS, Transform, TripletBatch,
                                                                        TripletObjective, matmul_precision)
-from cortexbench.plugins.benchmarks.things_oddoneout.sequential import fit_one
+from cortexbench.plugins.benchmarks.things_oddoneout.sequential import DenseObjective, fit_one
 from cortexbench.plugins.benchmarks.things_oddoneout.triplets import TripletCounts, sample_unique_triplets
 
 # (concepts, triplets per set): few triplets on many concepts (``rows`` is cheaper), many on few (``gram``)
 REGIMES = {"few": (40, 6), "many": (14, 150)}
 P = 5
-
-
-class DenseReference:
-    """The dense autograd loss, with the attributes ``sequential.fit_one`` reads."""
-
-    def __init__(self, features: torch.Tensor, transform: Transform):
-        self.features, self.transform = features, transform
-
-    def similarities(self, params, index):
-        weights = self.transform.matrix(params)                                   # (B, k, p)
-        z = torch.matmul(self.features, weights.transpose(1, 2))                  # (B, concepts, k)
-        gram = torch.matmul(z, z.transpose(1, 2)).flatten(1)
-        n = self.features.shape[0]
-        i, j, k = index.unbind(-1)
-        pairs = torch.stack([j * n + k, i * n + k, i * n + j], dim=-1)
-        return gram.gather(1, pairs.flatten(1)).view(index.shape)
-
-    def loss(self, params, data, data_ids, lambdas):
-        logp = torch.log_softmax(self.similarities(params, data.index[data_ids]), dim=-1)
-        cross_entropy = -(data.counts[data_ids] * logp).sum(dim=(1, 2)) / data.total[data_ids]
-        if self.transform.kind == "zero_shot":
-            return cross_entropy
-        weights = self.transform.matrix(params)
-        if self.transform.kind == "rectangular" and self.transform.k != self.transform.p:
-            weights = weights.transpose(1, 2) @ weights
-        scale = torch.diagonal(weights, dim1=1, dim2=2).sum(dim=1) / self.transform.p
-        eye = torch.eye(self.transform.p, dtype=params.dtype)
-        return cross_entropy + lambdas * ((weights - scale[:, None, None] * eye) ** 2).sum(dim=(1, 2))
 
 
 def _sets(regime: str, seed: int, n_sets: int = 2):
@@ -80,7 +53,7 @@ def test_loss_and_gradient_equal_the_dense_autograd_formulation(kind, k, regime)
     lambdas = torch.tensor([0.0, 0.3, 2.0, 1e-3], dtype=torch.float64)
     params = _params(transform, 4, seed=k)
     x = params.clone().requires_grad_(True)
-    expected = DenseReference(features, transform).loss(x, data, data_ids, lambdas)
+    expected = DenseObjective(features, transform).loss(x, data, data_ids, lambdas)
     expected_grad = torch.autograd.grad(expected.sum(), x)[0] if transform.n_params else torch.zeros(4, 0, dtype=torch.float64)
     for mode in ("auto", "rows", "gram"):
         for workspace in (1, 2 ** 24):                                   # one triplet per chunk, or all at once
@@ -100,7 +73,7 @@ def test_logits_and_accuracy_equal_the_dense_formulation(regime):
     data = TripletBatch.stack(sets, torch.float64, "cpu")
     data_ids = torch.tensor([1, 0])
     params = _params(transform, 2, seed=3)
-    dense = DenseReference(features, transform).similarities(params, data.index[data_ids])
+    dense = DenseObjective(features, transform).similarities(params, data.index[data_ids])
     temperature = torch.tensor([0.5, 2.0], dtype=torch.float64)
     for mode in ("rows", "gram"):
         objective = TripletObjective(features, transform, mode=mode, workspace=50)
@@ -124,7 +97,7 @@ def test_batched_fits_equal_torch_lbfgs_on_the_dense_autograd_loss(kind, regime)
     objective = TripletObjective(features, transform)
     result = minimize(lambda x, b: objective.value_and_grad(x, data, ids[b], lams[b]),
                       transform.initial(2, torch.float64, "cpu"))
-    reference = DenseReference(features, transform)
+    reference = DenseObjective(features, transform)
     for b in range(2):
         x, steps = fit_one(reference, data, int(ids[b]), float(lams[b]))
         torch.testing.assert_close(result.x[b], x, rtol=1e-7, atol=1e-9)
