@@ -25,7 +25,9 @@ Definitions (all on the ``test`` split unless stated; "outcome" is the raw score
 * per (model, region): best layer by the subject-averaged outcome on the train split; test values reported;
   1000-sample bootstrap over subjects (resample b drawn by ``numpy.random.default_rng(b)``), 95 % percentile CIs;
 * "effectively equivalent" models: subject-mean at least the lower CI bound of the best model, separately for the
-  outcome and for APS; ``equivalent_both`` marks the candidates that pass both.
+  outcome and for APS; ``equivalent_both`` marks the candidates that pass both. Models whose pattern rests on fewer
+  than 2 subjects (``n_subjects``) are listed but take no part in the best-model and equivalence tests
+  (``eligible``): their between-subject spread, hence their CI, is undefined.
 
 Pure numpy/xarray: no torch, no pandas, so it runs wherever the registry can be read.
 """
@@ -50,6 +52,8 @@ LOSO_DIMS = ("source_region", "region", "subject")
 SPLITS = ("train", "test")
 OUTCOMES = ("score", "score_norm_lower", "score_norm_upper")
 CI = (2.5, 97.5)
+#: Fewest subjects behind an alignment pattern for a model to enter the best-model / equivalence tests.
+MIN_SUBJECTS = 2
 
 
 # --- reading assemblies ------------------------------------------------------------------------------------
@@ -66,8 +70,18 @@ def _with_split(raw: xr.DataArray) -> xr.DataArray:
     return xr.concat([raw.assign_coords(split=s) for s in SPLITS], dim="split")
 
 
-def _select(raw: xr.DataArray, core: Sequence[str], select: Mapping[str, Any] | None, what: str) -> xr.DataArray:
-    select = {k: v for k, v in (select or {}).items() if k in raw.dims}
+def _select(raw: xr.DataArray, core: Sequence[str], select: Mapping[str, Any] | None, what: str,
+            hint: str = "") -> xr.DataArray:
+    """``raw`` at one value of every non-core dimension, as ``(*core, split)``.
+
+    A selected dimension that ``raw`` lacks is an error: silently ignoring it would compare, say, a model at sigma X
+    with a brain assembly at some other sigma.
+    """
+    select = dict(select or {})
+    absent = [k for k in select if k not in raw.dims]
+    if absent:
+        raise InputError(f"{what}: cannot select {', '.join(f'{k}={select[k]!r}' for k in absent)}: 'raw' has no "
+                         f"dimension {absent[0]!r} (its dims are {list(raw.dims)}). {hint or 'Drop that --select.'}")
     if select:
         raw = raw.sel(select)
     extra = [d for d in raw.dims if d not in (*core, "split")]
@@ -89,7 +103,9 @@ def model_scores(ds: xr.Dataset, select: Mapping[str, Any] | None = None) -> xr.
     """``raw`` of a model assembly as ``(layer, region, subject, split)``."""
     if "raw" not in ds:
         raise InputError(f"{_name(ds)}: no 'raw' variable; is this a score assembly?")
-    return _select(ds["raw"], MODEL_DIMS, select, _name(ds))
+    return _select(ds["raw"], MODEL_DIMS, select, _name(ds),
+                   "APA compares models and brains at the same value of every selected dimension; leave this model "
+                   "out (--models) or drop that --select")
 
 
 def brain_scores(ds: xr.Dataset, select: Mapping[str, Any] | None = None
@@ -98,8 +114,12 @@ def brain_scores(ds: xr.Dataset, select: Mapping[str, Any] | None = None
     if ds.attrs.get("model") != BRAIN_MODEL:
         raise InputError(f"{_name(ds)} is not a brain-to-brain assembly (attrs['model'] must be {BRAIN_MODEL!r}); "
                          f"run `cortexbench ceiling {ds.attrs.get('benchmark', 'BENCHMARK')}` first")
-    pairs = _select(ds["raw"], BRAIN_DIMS, select, _name(ds))
-    loso = _select(ds["loso"], LOSO_DIMS, select, _name(ds) + " (loso)") if "loso" in ds else None
+    bench = ds.attrs.get("benchmark", "BENCHMARK")
+    hint = (f"The brain-to-brain assembly must carry the same dimensions as the model scores, so both sides are "
+            f"compared at the selected value: re-run `cortexbench ceiling {bench}` (with the current plugin version) "
+            "or drop that --select")
+    pairs = _select(ds["raw"], BRAIN_DIMS, select, _name(ds), hint)
+    loso = _select(ds["loso"], LOSO_DIMS, select, _name(ds) + " (loso)", hint) if "loso" in ds else None
     return pairs, loso
 
 
@@ -117,7 +137,7 @@ def lower_ceiling(pairs: xr.DataArray) -> xr.DataArray:
     with np.errstate(invalid="ignore"):
         out = diag.mean("source_subject", skipna=True)
     out.attrs["description"] = "lower noise ceiling: mean over partner subjects of the same-region pairwise score"
-    return out.transpose("region", "subject", "split")
+    return out.transpose("region", "subject", "split", ...)
 
 
 def upper_ceiling(loso: xr.DataArray | None) -> xr.DataArray | None:
@@ -128,7 +148,7 @@ def upper_ceiling(loso: xr.DataArray | None) -> xr.DataArray | None:
     out = xr.concat([loso.sel(source_region=r, region=r, drop=True) for r in regions], dim="region")
     out = out.assign_coords(region=regions)
     out.attrs["description"] = "upper noise ceiling: leave-one-subject-out mean predictor, same region"
-    return out.transpose("region", "subject", "split")
+    return out.transpose("region", "subject", "split", ...)
 
 
 def outcome(scores: xr.DataArray, kind: str, lower: xr.DataArray, upper: xr.DataArray | None) -> xr.DataArray:
@@ -325,14 +345,19 @@ def analyze(models: Mapping[str, xr.Dataset], brain: xr.Dataset, *, outcome_kind
         fields["score_ci_low"][mi], fields["score_ci_high"][mi] = _ci(_boot_mean(per_subject_score[mi], samples))
         fields["aps_ci_low"][mi], fields["aps_ci_high"][mi] = _ci(_boot_mean(per_subject_aps[mi], samples))
 
-    flags = _equivalence(fields)
+    n_subjects = (np.isfinite(per_subject_score) & np.isfinite(per_subject_aps)).sum(-1)      # (model, region)
+    eligible = n_subjects >= MIN_SUBJECTS
+    flags = _equivalence(fields, eligible)
     coords = {"model": names, "region": regions}
     dims = ("model", "region")
     data = {k: xr.DataArray(v, dims=dims, coords=coords) for k, v in fields.items()}
     data.update({k: xr.DataArray(v, dims=dims, coords=coords) for k, v in flags.items()})
     data["best_layer"] = xr.DataArray(best_layers.astype(str), dims=dims, coords=coords)
-    data["n_subjects"] = xr.DataArray(np.isfinite(per_subject_score).sum(-1), dims=dims, coords=coords,
-                                      attrs={"description": "subjects with a score (CIs need several)"})
+    data["n_subjects"] = xr.DataArray(n_subjects, dims=dims, coords=coords,
+                                      attrs={"description": "subjects with a score and an APS (CIs need several)"})
+    data["eligible"] = xr.DataArray(eligible, dims=dims, coords=coords,
+                                    attrs={"description": f"at least {MIN_SUBJECTS} subjects: enters the best-model "
+                                                          "and equivalence tests (a between-subject spread exists)"})
     data["score"] = xr.DataArray(per_subject_score, dims=(*dims, "subject"), coords={**coords, "subject": subjects})
     data["aps"] = xr.DataArray(per_subject_aps, dims=(*dims, "subject"), coords={**coords, "subject": subjects})
     data["model_pattern"] = xr.DataArray(model_pattern, dims=(*dims, "target_region"),
@@ -353,23 +378,30 @@ def analyze(models: Mapping[str, xr.Dataset], brain: xr.Dataset, *, outcome_kind
              "benchmark": str(brain.attrs.get("benchmark", "")),
              "method": "Höfling et al. 2026: best layer per (model, region) by subject-mean train outcome; test "
                        "values; bootstrap over subjects (resample b = default_rng(b)); equivalent = mean >= lower "
-                       "CI bound of the best model (score and APS separately)"}
+                       "CI bound of the best model (score and APS separately); models with fewer than "
+                       f"{MIN_SUBJECTS} subjects are listed but not tested"}
     return xr.Dataset(data, attrs=attrs)
 
 
-def _equivalence(fields: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Best model per region and the models whose mean reaches the best one's lower CI bound."""
+def _equivalence(fields: Mapping[str, np.ndarray], eligible: np.ndarray) -> dict[str, np.ndarray]:
+    """Best model per region and the models whose mean reaches the best one's lower CI bound.
+
+    Only ``eligible`` (model, region) cells take part: with fewer than ``MIN_SUBJECTS`` subjects the bootstrap CI
+    collapses onto the mean, so such a model could neither be compared fairly nor set a fair threshold.
+    """
     out = {}
     for key in ("score", "aps"):
         mean, low = fields[f"{key}_mean"], fields[f"{key}_ci_low"]
-        filled = np.where(np.isfinite(mean), mean, -np.inf)
+        usable = np.isfinite(mean) & eligible
+        filled = np.where(usable, mean, -np.inf)
         best = filled.argmax(0)                                   # (region,)
         cols = np.arange(mean.shape[1])
         is_best = np.zeros_like(mean, dtype=bool)
-        is_best[best, cols] = np.isfinite(mean[best, cols])
-        threshold = low[best, cols]
+        is_best[best, cols] = usable[best, cols]
+        threshold = np.where(usable[best, cols], low[best, cols], np.nan)
         out[f"is_best_{key}"] = is_best
-        out[f"equivalent_{key}"] = np.isfinite(mean) & (mean >= threshold[None, :])
+        with np.errstate(invalid="ignore"):
+            out[f"equivalent_{key}"] = usable & (mean >= threshold[None, :])
     out["equivalent_both"] = out["equivalent_score"] & out["equivalent_aps"]
     return out
 
@@ -429,7 +461,8 @@ def plot_alignment_patterns(result: xr.Dataset, path: str | os.PathLike, models:
     models = list(models or result["model"].values)[:7]
     regions = [str(r) for r in result["region"].values]
     panels = [("brain (mean over pairs)", result["brain_pattern"].values)]
-    panels += [(f"{m}\n(best layer per row region)", result["model_pattern"].sel(model=m).values) for m in models]
+    panels += [(f"{m} ({n_label(result, m)})\n(best layer per row region)", result["model_pattern"].sel(model=m).values)
+               for m in models]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.8, 4.0), squeeze=False,
                              constrained_layout=True)
     for ax, (title, matrix) in zip(axes[0], panels):
@@ -474,7 +507,7 @@ def plot_score_vs_aps(result: xr.Dataset, path: str | os.PathLike) -> None:
             yerr = [[y - float(sel["aps_ci_low"])], [float(sel["aps_ci_high"]) - y]]
             marker = "*" if bool(sel["equivalent_both"]) else "o"
             ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=marker, color=colors(i % colors.N), ms=6 if marker == "*" else 4,
-                        lw=0.8, label=model if k == 0 else None, zorder=2)
+                        lw=0.8, label=f"{model} ({n_label(result, model)})" if k == 0 else None, zorder=2)
         ax.set_title(region, fontsize=8)
         ax.tick_params(labelsize=6)
     for k in range(len(regions), rows * cols):
@@ -486,6 +519,13 @@ def plot_score_vs_aps(result: xr.Dataset, path: str | os.PathLike) -> None:
         fig.legend(handles, labels, fontsize=6, loc="lower right")
     fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def n_label(result: xr.Dataset, model: str) -> str:
+    """``n=6`` (or ``n=1-6`` when it varies over regions), with a mark when the model is not tested."""
+    n = result["n_subjects"].sel(model=model).values
+    text = f"n={int(n.min())}" if n.min() == n.max() else f"n={int(n.min())}-{int(n.max())}"
+    return text if bool(result["eligible"].sel(model=model).all()) else f"{text}, not tested"
 
 
 def summary_rows(result: xr.Dataset) -> list[dict[str, Any]]:
@@ -500,6 +540,7 @@ def summary_rows(result: xr.Dataset) -> list[dict[str, Any]]:
                          "aps": float(sel["aps_mean"]), "aps_ci": [float(sel["aps_ci_low"]),
                                                                    float(sel["aps_ci_high"])],
                          "brain_aps": float(result["brain_aps_mean"].sel(region=region)),
+                         "n_subjects": int(sel["n_subjects"]), "eligible": bool(sel["eligible"]),
                          "equivalent_score": bool(sel["equivalent_score"]),
                          "equivalent_aps": bool(sel["equivalent_aps"]),
                          "equivalent_both": bool(sel["equivalent_both"])})
@@ -508,33 +549,42 @@ def summary_rows(result: xr.Dataset) -> list[dict[str, Any]]:
 
 # --- building brain-to-brain assemblies (benchmarks and importers share this) ------------------------------
 def brain_to_brain_assembly(raw: xr.DataArray, loso: xr.DataArray | None, attrs: Mapping[str, Any], *,
-                            n_bootstrap: int = 1000, **variables: Any) -> xr.Dataset:
+                            n_bootstrap: int = 1000, select: Mapping[str, Any] | None = None,
+                            **variables: Any) -> xr.Dataset:
     """A registry-ready brain-to-brain assembly: ``raw`` pairwise scores (+ ``loso``), ceilings as variables.
+
+    ``raw`` may keep dimensions beyond the pairwise ones (e.g. ``sigma``), exactly like the benchmark's model scores,
+    so that ``apa --select`` picks the same value on both sides; ``select`` then names the value the headline uses.
+    The stored ``lower_ceiling``/``upper_ceiling`` keep those dimensions.
 
     Headline: ``score`` = mean lower ceiling (test split) over regions and subjects, its bootstrap-over-subjects SD as
     ``score_error``; ``ceiling`` = mean upper (LOSO) ceiling on the test split, NaN without LOSO scores.
     """
     from . import assembly
 
-    pairs = _select(raw, BRAIN_DIMS, None, "brain-to-brain raw")
+    what = "brain-to-brain raw"
+    pairs = _select(raw, BRAIN_DIMS, select, what)                     # validates dims and the headline selection
     lower = lower_ceiling(pairs)
-    upper = upper_ceiling(_select(loso, LOSO_DIMS, None, "brain-to-brain loso")) if loso is not None else None
+    upper = upper_ceiling(_select(loso, LOSO_DIMS, select, "brain-to-brain loso")) if loso is not None else None
+    stored_lower = lower_ceiling(_with_split(raw)) if select else lower
+    stored_upper = upper_ceiling(_with_split(loso)) if select and loso is not None else upper
     with _quiet():
         per_subject = np.nanmean(lower.sel(split="test").values, 0)
         boot = _boot_mean(per_subject, bootstrap_subjects(len(per_subject), n_bootstrap))
         score = float(np.nanmean(per_subject))
         error = float(np.nanstd(boot, ddof=1)) if n_bootstrap > 1 else math.nan
         ceiling = float(np.nanmean(upper.sel(split="test").values)) if upper is not None else math.nan
-    extra: dict[str, Any] = {"lower_ceiling": lower}
+    extra: dict[str, Any] = {"lower_ceiling": stored_lower}
     if loso is not None:
         extra["loso"] = loso
-        extra["upper_ceiling"] = upper
+        extra["upper_ceiling"] = stored_upper
     extra.update(variables)
     attrs = {"ceiling_method": ("upper: leave-one-subject-out mean predictor, same region (test split, mean over "
                                 "regions and subjects)" if upper is not None else
                                 "none: no leave-one-subject-out scores were given"),
              "error_method": f"bootstrap over subjects ({n_bootstrap} resamples): SD of the mean lower ceiling",
              "score_definition": "mean over regions and subjects of the lower ceiling (mean over partner subjects "
-                                 "of the same-region pairwise score), test split",
+                                 "of the same-region pairwise score), test split"
+                                 + (f", at {', '.join(f'{k}={v}' for k, v in select.items())}" if select else ""),
              **dict(attrs), "model": BRAIN_MODEL}
     return assembly.make(score=score, score_error=error, ceiling=ceiling, raw=raw, attrs=attrs, **extra)

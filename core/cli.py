@@ -278,9 +278,9 @@ def _show(args: argparse.Namespace) -> int:
     ds = stored.load()
     prov = json.loads(ds.attrs.get("provenance", "{}"))
     if args.plot:
-        from .plots import plot_assembly
+        from .plots import plot_stored
 
-        plot_assembly(ds, args.plot)
+        plot_stored(ds, args.plot)
     if args.json:
         print(json.dumps({"path": str(stored.path), "sha256": stored.row.sha256, **assembly.headline(ds),
                           "attrs": {k: v for k, v in ds.attrs.items() if k != "provenance"}, "provenance": prov},
@@ -340,11 +340,12 @@ def _apa(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"alignment-pattern analysis of {len(models)} model(s) on {args.benchmark} ({args.outcome}, "
-          f"{args.n_bootstrap} subject bootstraps; * = effectively equivalent on score and APS)")
-    print(f"{'REGION':7} {'MODEL':40} {'LAYER':18} {'SCORE [95% CI]':24} {'APS [95% CI]':24} BRAIN-APS")
+          f"{args.n_bootstrap} subject bootstraps; * = effectively equivalent on score and APS; "
+          f"- = fewer than {apa.MIN_SUBJECTS} subjects, not tested)")
+    print(f"{'REGION':7} {'MODEL':40} {'N':>3} {'LAYER':18} {'SCORE [95% CI]':24} {'APS [95% CI]':24} BRAIN-APS")
     for row in rows:
-        mark = "*" if row["equivalent_both"] else " "
-        print(f"{row['region']:7} {mark}{row['model'][:39]:39} {row['best_layer'][:18]:18} "
+        mark = "*" if row["equivalent_both"] else (" " if row["eligible"] else "-")
+        print(f"{row['region']:7} {mark}{row['model'][:39]:39} {row['n_subjects']:3d} {row['best_layer'][:18]:18} "
               f"{row['score']:.3f} [{row['score_ci'][0]:.3f}, {row['score_ci'][1]:.3f}]   "
               f"{row['aps']:.3f} [{row['aps_ci'][0]:.3f}, {row['aps_ci'][1]:.3f}]   {row['brain_aps']:.3f}")
     if args.plot:

@@ -195,6 +195,9 @@ class BenchmarkSpec:
     metric: str = ""
     datasets: tuple[str, ...] = ()
     modalities: tuple[str, ...] = ("image",)
+    #: Optional benchmark-specific plot for ``cortexbench show --plot``: a callable ``plot(assembly, path)`` or a
+    #: ``"package.module:function"`` string imported only when a plot is drawn (listing stays light).
+    plot: str | Callable[[Any, Any], Any] | None = None
 
 
 @dataclass(frozen=True)

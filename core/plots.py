@@ -1,10 +1,44 @@
 """Plots of stored score assemblies (matplotlib, headless)."""
 from __future__ import annotations
 
+import importlib
 import math
 import os
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+
+
+def benchmark_plot(benchmark: str, plugins=None) -> Callable[[Any, Any], Any] | None:
+    """The plot function a benchmark plugin declares (``BenchmarkSpec.plot``), loaded lazily; None if it has none.
+
+    A benchmark that is no longer installed gets the generic plot, so stored scores stay viewable.
+    """
+    from .errors import InputError, UnknownIdentifierError
+
+    if plugins is None:
+        from .plugin_manager import get_plugin_manager
+
+        plugins = get_plugin_manager()
+    try:
+        target = plugins.benchmark_spec(benchmark).plot
+    except UnknownIdentifierError:
+        return None
+    if target is None or callable(target):
+        return target
+    module, _, name = str(target).partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise InputError(f"benchmark {benchmark!r} declares plot={target!r}, which cannot be loaded ({err}); "
+                         "expected 'package.module:function'") from None
+
+
+def plot_stored(ds, path: str | os.PathLike, plugins=None) -> None:
+    """``cortexbench show --plot``: the benchmark's own plot when it declares one, else :func:`plot_assembly`."""
+    plot = benchmark_plot(str(ds.attrs.get("benchmark", "")), plugins)
+    (plot or plot_assembly)(ds, path)
 
 
 def plot_assembly(ds, path: str | os.PathLike) -> None:

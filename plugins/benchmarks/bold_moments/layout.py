@@ -13,53 +13,26 @@ makes a tampered file fail instead of running code.
 """
 from __future__ import annotations
 
-import io
 import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cortexbench import safe_load
 from cortexbench.errors import DataError, InputError
 
 GLM = Path("derivatives") / "versionB" / "fsLR32k" / "GLM"
 VIDEO_DIRS = (Path("stimuli") / "stimulus_set" / "mp4_h264", Path("stimuli"))
 
-#: The only globals a numpy-array pickle needs (numpy 1.x and 2.x module names).
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("_codecs", "encode"),  # protocols < 3 store the array bytes as latin-1 text re-encoded by this
-}
-_BUILTINS = {"list", "tuple", "dict", "set", "frozenset", "bytearray", "bytes", "str", "int", "float", "complex",
-             "bool"}
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    def __init__(self, handle: io.BufferedReader, path: Path):
-        super().__init__(handle)
-        self.path = path
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED or (module == "builtins" and name in _BUILTINS):
-            return super().find_class(module, name)
-        raise DataError(f"{self.path}: the pickle refers to {module}.{name}, which a BOLD Moments betas file never "
-                        "contains; refusing to load it (only numpy arrays and builtin containers are allowed)")
-
 
 def load_pickle(path: str | Path) -> Any:
-    """Unpickle numpy arrays, strings and containers only."""
+    """Unpickle numpy arrays, strings and containers only (:func:`cortexbench.safe_load.load_pickle`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"BOLD Moments file {path} does not exist; check root= (the ds005165 folder) or the file "
                          "name pattern sub-XX_organized_betas_task-<split>_normalized.pkl")
-    with open(path, "rb") as handle:
-        try:
-            return _NumpyOnlyUnpickler(handle, path).load()
-        except (pickle.UnpicklingError, EOFError, ValueError) as err:
-            raise DataError(f"{path}: not a readable pickle ({err}); the file may be truncated") from None
+    return safe_load.load_pickle(path)
 
 
 def write_pickle(obj: Any, path: str | Path) -> None:

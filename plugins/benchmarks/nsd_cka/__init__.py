@@ -12,7 +12,7 @@ from cortexbench.interfaces import BenchmarkSpec
 
 from .data import ALGONAUTS2023_SAMPLE, NSD_CITATION, SHARED1000
 
-VERSION = "1"
+VERSION = "2"
 SHEN2025 = ("Shen G, Zhao D, Dong Y, Zhang Q, Zeng Y (2025). Alignment between brains and AI: evidence for convergent "
             "evolution across modalities, scales and training trajectories. arXiv:2507.01966.")
 BIBTEX = """@article{shen2025alignment,
@@ -35,7 +35,7 @@ def _factory(identifier: str, layout: str):
 @hookimpl
 def cortexbench_benchmarks():
     common = dict(version=VERSION, citation=f"{SHEN2025} {NSD_CITATION}", bibtex=BIBTEX, parent="nsd",
-                  metric="rbf-cka")
+                  metric="rbf-cka", plot="cortexbench.plugins.benchmarks.nsd_cka.analysis:plot_depth_bins")
     return [
         BenchmarkSpec(identifier="nsd.rbf-cka", factory=_factory("nsd.rbf-cka", "native"),
                       description="NSD subjects 1/2/5/7, 180 HCP-MMP1 regions (native func1pt8mm betas; root= or "

@@ -7,8 +7,9 @@ Per subject, relative to the challenge-data root (``algonauts_2023_challenge_dat
   repeats (the challenge's preparation, not Shen et al.'s; see the README);
 * ``subjNN/training_split/training_images/train-NNNN_nsd-IIIII.png``: images in row order, IIIII the 0-based 73k id;
 * ``subjNN/roi_masks/{lh,rh}.<family>_challenge_space.npy``: one label per challenge vertex, and
-  ``subjNN/roi_masks/mapping_<family>.npy``: a pickled ``{label: name}`` dict (read with ``allow_pickle``; only open
-  files you trust), for the families prf-visualrois, floc-bodies/faces/places/words and streams.
+  ``subjNN/roi_masks/mapping_<family>.npy``: a pickled ``{label: name}`` dict (read with
+  :func:`cortexbench.safe_load.load_npy`, which refuses anything but arrays and builtin containers), for the
+  families prf-visualrois, floc-bodies/faces/places/words and streams.
 
 Regions are the named ROIs of those families, each the union of both hemispheres. With ``hcp_atlas=DIR`` (a folder
 holding NSD's fsaverage ``lh.HCP_MMP1.mgz`` and ``rh.HCP_MMP1.mgz``, i.e. ``nsddata/freesurfer/fsaverage/label``) the
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cortexbench import safe_load
 from cortexbench.errors import DataError, InputError
 from cortexbench.stimuli import StimulusSet
 
@@ -99,7 +101,9 @@ class Algonauts2023:
             names = dict(default_names)
             mapping = self.path(MAPPING.format(subject=subject, family=family))
             if mapping.is_file():
-                loaded = np.load(mapping, allow_pickle=True).item()
+                loaded = safe_load.load_npy(mapping)
+                if not isinstance(loaded, dict):
+                    raise DataError(f"{mapping}: expected a pickled {{label: name}} dict, got {type(loaded).__name__}")
                 names = {int(k): str(v) for k, v in loaded.items() if int(k) > 0}
             out[family] = (labels, names)
         if not out:
@@ -189,15 +193,18 @@ class Algonauts2023:
                    + ("HCP-MMP1 regions)" if self.hcp_atlas else "ROI masks)"))
 
     # --- stimuli -------------------------------------------------------------------------------------------
-    def images(self, subject: str, responses: RegionResponses, identifier: str) -> StimulusSet:
-        nsd_ids = responses.nsd_ids[: responses.n_model]
+    def images(self, subject: str, responses: RegionResponses, identifier: str,
+               ids: Sequence[str] | None = None) -> StimulusSet:
+        """The training PNGs of rows ``ids`` (default: the model rows)."""
+        nsd_ids = responses.nsd_ids_of(ids)
         files, ids = self.image_files(subject)
         by_id = {int(i): p for i, p in zip(ids, files)}
         return StimulusSet.from_files(identifier, [by_id[int(i)] for i in nsd_ids],
                                       ids=[native.stimulus_id(i) for i in nsd_ids],
                                       metadata={"nsd_id": [int(i) for i in nsd_ids]})
 
-    def captions(self, subject: str, responses: RegionResponses, identifier: str) -> StimulusSet:
+    def captions(self, subject: str, responses: RegionResponses, identifier: str,
+                 ids: Sequence[str] | None = None) -> StimulusSet:
         """COCO captions need the NSD metadata: ``nsd_root=DIR`` (or ``$CORTEXBENCH_NSD_ROOT``)."""
         source = native.NativeNSD(self.nsd_root, benchmark=f"{self.benchmark} (captions: nsd_root=)")
-        return source.captions_of(responses.nsd_ids[: responses.n_model], identifier)
+        return source.captions_of(responses.nsd_ids_of(ids), identifier)

@@ -221,3 +221,85 @@ def plot_region_depth(data: xr.Dataset, path: str | os.PathLike, *, sigma: float
     fig.suptitle(f"region x depth profile: {_title(data)}", fontsize=9)
     fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def depth_curves(data: xr.Dataset, *, sigma: float = HEADLINE_SIGMA, fraction: float = TOP_FRACTION,
+                 max_groups: int = 8) -> dict[str, xr.DataArray]:
+    """What :func:`plot_depth_bins` draws: subject means and SEMs over depth bins.
+
+    ``profile_mean``/``profile_sem`` ``(bin, sigma)``: the top-``fraction`` depth profile; ``group_mean``/``group_sem``
+    ``(group, bin)`` at ``sigma``: per Yeo-7 network for HCP-MMP1 regions, else per region (the ``max_groups``
+    regions best at the headline bin when there are more).
+    """
+    def sem(values: xr.DataArray) -> xr.DataArray:
+        n = values.sizes["subject"]
+        return values.std("subject", ddof=1) / math.sqrt(n) if n > 1 else xr.full_like(values.mean("subject"), np.nan)
+
+    profile = depth_profile(data, fraction)                                      # (bin, subject, sigma)
+    binned = select_sigma(by_depth_bin(data), sigma)                            # (bin, region, subject)
+    networks = _networks(binned)
+    if (networks != "").all():
+        present = [n for n in region_tables.YEO7 if (networks == n).any()]
+        groups = xr.concat([binned.isel(region=np.flatnonzero(networks == n)).mean("region") for n in present],
+                           dim="group").assign_coords(group=present)
+    else:
+        at = binned.sel(bin=nearest_bin(binned["bin"].values)).mean("subject")
+        keep = np.argsort(-at.values)[:max_groups]
+        groups = binned.isel(region=keep).rename(region="group").drop_vars("network", errors="ignore")
+    group_mean = groups.mean("subject").transpose("group", "bin")
+    group_mean.attrs["grouping"] = "Yeo-7 network" if (networks != "").all() else "region"
+    return {"profile_mean": profile.mean("subject"), "profile_sem": sem(profile), "group_mean": group_mean,
+            "group_sem": sem(groups).transpose("group", "bin")}
+
+
+def plot_depth_bins(data: xr.Dataset, path: str | os.PathLike, *,
+                    sigma: float | None = None) -> dict[str, xr.DataArray]:
+    """``cortexbench show MODEL nsd... --plot``: CKA against depth bin, with SEM-over-subjects error bars.
+
+    Left: the top-5 % depth profile for every sigma (the headline sigma bold, with error bars), the headline bin
+    shaded and the ceiling dashed. Right: at the headline sigma, one curve per Yeo-7 network (or per region for ROI
+    layouts). Brain-to-brain assemblies (no layers) get the generic plot.
+    """
+    if "layer" not in data["raw"].dims:
+        from cortexbench.plots import plot_assembly
+
+        plot_assembly(data, path)
+        return {}
+    sigma = float(data.attrs.get("headline_sigma", HEADLINE_SIGMA)) if sigma is None else float(sigma)
+    fraction = float(data.attrs.get("top_fraction", TOP_FRACTION))
+    curves = depth_curves(data, sigma=sigma, fraction=fraction)
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    mean, sem = curves["profile_mean"], curves["profile_sem"]
+    sigmas = [float(s) for s in mean["sigma"].values]
+    cmap = plt.get_cmap("viridis")
+    for i, s in enumerate(sigmas):
+        row = mean.sel(sigma=s)
+        if math.isclose(s, sigma):
+            left.errorbar(row["bin"].values, row.values, yerr=sem.sel(sigma=s).values, fmt="o-", color="C3", lw=2,
+                          capsize=3, zorder=3, label=f"σ={s:g} (headline) ± SEM")
+        else:
+            left.plot(row["bin"].values, row.values, color=cmap(i / max(1, len(sigmas) - 1)), lw=0.8, alpha=0.8,
+                      label=f"σ={s:g}" if i in (0, len(sigmas) - 1) else None)
+    used = int(data.attrs.get("headline_depth_bin", HEADLINE_BIN))
+    for ax in (left, right):
+        ax.axvspan(used - 0.4, used + 0.4, color="0.9", zorder=0)
+        ax.set_xlabel("depth bin (floor(8 i / L), heads left out)")
+        ax.set_xticks(range(N_BINS))
+    ceiling = float(data["ceiling"]) if "ceiling" in data else math.nan
+    if math.isfinite(ceiling):
+        left.axhline(ceiling, color="k", ls="--", lw=0.8, label=f"inter-subject ceiling {ceiling:.3f}")
+    left.set_ylabel(f"RBF CKA, mean of top {fraction:.0%} regions")
+    left.set_title(f"depth profile, score {float(data['score']):.3f} (bin {used}, σ={sigma:g})", fontsize=9)
+    left.legend(fontsize=7)
+    gm, gs = curves["group_mean"], curves["group_sem"]
+    for i, group in enumerate(gm["group"].values):
+        right.errorbar(gm["bin"].values + 0.04 * (i - gm.sizes["group"] / 2), gm.sel(group=group).values,
+                       yerr=gs.sel(group=group).values, fmt="o-", ms=3, lw=1, capsize=2, label=str(group))
+    right.set_ylabel(f"RBF CKA (σ={sigma:g}), mean over regions ± SEM")
+    right.set_title(f"per {gm.attrs['grouping']}", fontsize=9)
+    right.legend(fontsize=7, ncol=2)
+    fig.suptitle(_title(data), fontsize=10)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return curves

@@ -1,14 +1,16 @@
 """NSD representational alignment with RBF CKA, after Shen et al. (2025, FloyedShen/BrainAlign).
 
-For each subject, every layer of the model (pooled: global average over space or tokens) is compared with every
-region's repeat-averaged responses to the subject's non-shared images by RBF CKA at every sigma of the grid (features
-z-scored per column, the same sigma on both sides, biased HSIC), in one batched call of the metrics plugin's
+For each subject, every representational layer of the model (classifier heads left out and the depth bins recomputed
+over the rest, as Shen et al. never hook the classifier; pooled: global average over space or tokens) is compared with
+every region's repeat-averaged responses to the subject's non-shared images by RBF CKA at every sigma of the grid
+(features z-scored per column, the same sigma on both sides, biased HSIC), in one batched call of the metrics plugin's
 ``rbf_cka_grid`` that consumes layers one at a time. The assembly keeps the whole layer x region x subject x sigma
 array; the headline and the paper's summaries are computed from it by :mod:`.analysis`.
 
 The inter-subject ceiling compares subjects with each other on the shared images they all saw: for every pair of
 subjects, every region of one against every region of the other (the brain-to-brain assembly that ``cortexbench
-ceiling`` stores), and per region the mean over partner subjects of the same-region CKA.
+ceiling`` stores, with the same sigma dimension as the model scores), and per region the mean over partner subjects
+of the same-region CKA. The model is scored on those shared images too, so that ``ceiled_score`` divides like by like.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import xarray as xr
 from cortexbench import alignment_patterns as apa
 from cortexbench import assembly, progress
 from cortexbench.errors import DataError, InputError
-from cortexbench.interfaces import Candidate
+from cortexbench.interfaces import Candidate, Layer, rebin
 from cortexbench.plugins.metrics.cka import VERSION as CKA_VERSION
 from cortexbench.plugins.metrics.cka import functional as F
 from cortexbench.stimuli import StimulusSet, check_same_stimuli
@@ -136,11 +138,14 @@ class NSDCKABenchmark:
                 raise DataError(f"{self.identifier}: {subject} has {resp.n_model} non-shared images; CKA needs >= 2")
         return subjects, responses, regions
 
-    def _stimuli(self, subject: str, resp: RegionResponses, modality: str) -> StimulusSet:
-        name = f"{self.identifier}:{subject}:{'captions' if modality == 'text' else 'images'}"
+    def _stimuli(self, subject: str, resp: RegionResponses, modality: str,
+                 ids: Sequence[str] | None = None) -> StimulusSet:
+        """The model rows' stimuli, or those of the rows ``ids`` (the shared images)."""
+        kind = "captions" if modality == "text" else "images"
+        name = f"{self.identifier}:{subject}:{kind}" if ids is None else f"{self.identifier}:shared:{kind}"
         if modality == "text":
-            return self.source.captions(subject, resp, name)
-        return self.source.images(subject, resp, name)
+            return self.source.captions(subject, resp, name, ids)
+        return self.source.images(subject, resp, name, ids)
 
     def _modality(self, candidate: Candidate) -> str:
         accepted = set(candidate.modalities)
@@ -175,36 +180,77 @@ class NSDCKABenchmark:
             for name in group:
                 yield np.asarray(activations.pop(name).values)
 
+    def representational_layers(self, candidate: Candidate) -> tuple[dict[str, Layer], list[str]]:
+        """The model's layers without its classifier head, re-binned over what remains; and the head layers.
+
+        Shen et al. hook the blocks/stages/layers/features containers, never the classifier, so their depth bins
+        hold representations only; class logits would otherwise land in bin 6 or 7 of a short layer list.
+        """
+        heads = [layer.name for layer in candidate.layers if layer.head]
+        kept = [layer for layer in candidate.layers if not layer.head]
+        if not kept:
+            raise InputError(f"{self.identifier}: model {candidate.identifier!r} has only head layers {heads}; "
+                             "the depth bins need representational layers")
+        info = {layer.name: layer for layer in rebin(kept)}
+        if self.layers:
+            unknown = [n for n in self.layers if n not in info and n not in heads]
+            if unknown:
+                raise InputError(f"{self.identifier}: model {candidate.identifier!r} has no layer(s) {unknown}")
+            named_heads = [n for n in self.layers if n in heads]
+            if named_heads:
+                raise InputError(f"{self.identifier}: layer(s) {named_heads} of {candidate.identifier!r} are the "
+                                 "classifier head, which Shen et al.'s depth bins leave out; choose among "
+                                 f"{list(info)[:6]}...")
+        return info, heads
+
+    def _scores(self, candidate: Candidate, responses: dict[str, RegionResponses], subjects: list[str],
+                regions: list[str], names: list[str], modality: str, device: str,
+                shared: Sequence[str] | None = None) -> tuple[np.ndarray, list[int]]:
+        """``(layer, region, subject, sigma)`` CKA on each subject's model rows, or on the ``shared`` rows."""
+        values = np.empty((len(names), len(regions), len(subjects), len(self.sigmas)))
+        n_stimuli = []
+        what = "subjects" if shared is None else "shared images"
+        for si, subject in enumerate(progress.bar(subjects, desc=f"{self.identifier}: {what}")):
+            resp = responses[subject]
+            stimuli = self._stimuli(subject, resp, modality, shared)
+            expected = resp.model_ids if shared is None else tuple(shared)
+            check_same_stimuli(expected, stimuli.stimulus_ids, f"{self.identifier}: {subject} responses vs stimuli")
+            views = ([resp.model_view(r) for r in regions] if shared is None
+                     else (resp.shared_view(r, shared) for r in regions))
+            values[:, :, si, :] = self._grid(self._stream(candidate, stimuli, names), views, device)
+            n_stimuli.append(len(stimuli))
+        return values, n_stimuli
+
     def __call__(self, candidate: Candidate) -> xr.Dataset:
         modality = self._modality(candidate)
         device = self._device(candidate)
-        info = {layer.name: layer for layer in candidate.layers}
+        info, heads = self.representational_layers(candidate)
         names = list(self.layers) if self.layers else list(info)
-        unknown = [n for n in names if n not in info]
-        if unknown:
-            raise InputError(f"{self.identifier}: model {candidate.identifier!r} has no layer(s) {unknown}")
         subjects, responses, regions = self.load()
-        values = np.empty((len(names), len(regions), len(subjects), len(self.sigmas)))
-        n_stimuli = []
-        for si, subject in enumerate(progress.bar(subjects, desc=f"{self.identifier}: subjects")):
-            resp = responses[subject]
-            stimuli = self._stimuli(subject, resp, modality)
-            check_same_stimuli(resp.model_ids, stimuli.stimulus_ids, f"{self.identifier}: {subject} responses vs "
-                                                                     "stimuli")
-            views = [resp.model_view(r) for r in regions]
-            values[:, :, si, :] = self._grid(self._stream(candidate, stimuli, names), views, device)
-            n_stimuli.append(len(stimuli))
-        raw = xr.DataArray(
-            values, dims=("layer", "region", "subject", "sigma"),
-            coords={"layer": names, "depth": ("layer", [info[n].depth for n in names]),
-                    "depth_bin": ("layer", [info[n].depth_bin for n in names]), "region": regions,
-                    "network": ("region", region_tables.yeo7_networks(regions)),
-                    "subject": subjects, "sigma": self.sigmas},
-            attrs={"description": "RBF CKA of each pooled layer with each region's responses to the subject's "
-                                  "non-shared images (features z-scored per column), not ceiled"})
-        return self._assemble(candidate, raw, responses, regions, subjects, n_stimuli, modality, device)
+        values, n_stimuli = self._scores(candidate, responses, subjects, regions, names, modality, device)
+        coords = {"layer": names, "depth": ("layer", [info[n].depth for n in names]),
+                  "depth_bin": ("layer", [info[n].depth_bin for n in names]), "region": regions,
+                  "network": ("region", region_tables.yeo7_networks(regions)),
+                  "subject": subjects, "sigma": self.sigmas}
+        dims = ("layer", "region", "subject", "sigma")
+        raw = xr.DataArray(values, dims=dims, coords=coords,
+                           attrs={"description": "RBF CKA of each pooled layer with each region's responses to the "
+                                                 "subject's non-shared images (features z-scored per column), not "
+                                                 "ceiled"})
+        raw_shared = None
+        shared, _ = self.common_shared(responses, subjects) if self.ceiling else (None, "")
+        if shared is not None:
+            on_shared, _ = self._scores(candidate, responses, subjects, regions, names, modality, device, shared)
+            raw_shared = xr.DataArray(
+                on_shared, dims=dims, coords=coords,
+                attrs={"description": f"RBF CKA of each pooled layer with each region's responses to the "
+                                      f"{len(shared)} shared images every subject saw (the ceiling's stimuli): "
+                                      "the numerator of ceiled_score", "n_shared": len(shared)})
+        return self._assemble(candidate, raw, responses, regions, subjects, n_stimuli, modality, device,
+                              raw_shared=raw_shared, heads=heads)
 
-    def _assemble(self, candidate, raw, responses, regions, subjects, n_stimuli, modality, device) -> xr.Dataset:
+    def _assemble(self, candidate, raw, responses, regions, subjects, n_stimuli, modality, device, *,
+                  raw_shared: xr.DataArray | None = None, heads: Sequence[str] = ()) -> xr.Dataset:
         head = analysis.headline(raw, sigma=self.sigma, depth_bin=self.depth_bin, fraction=self.top_fraction)
         variables: dict[str, Any] = {
             "ci_low": head["ci_low"], "ci_high": head["ci_high"],
@@ -220,18 +266,27 @@ class NSDCKABenchmark:
         ceiling, ceiling_method = math.nan, "none"
         if self.ceiling:
             per_region, reason = self.ceiling_by_region(responses, regions, subjects, device)
-            if per_region is not None:
+            if per_region is not None and raw_shared is not None:
                 per_subject = analysis.top_mean(analysis.select_sigma(per_region, self.sigma), self.top_fraction)
                 ceiling = float(per_subject.mean())
+                on_shared = analysis.headline(raw_shared, sigma=self.sigma, depth_bin=self.depth_bin,
+                                              fraction=self.top_fraction)
                 variables["ceiling_by_region"] = per_region
                 variables["ceiling_per_subject"] = per_subject.drop_vars("sigma", errors="ignore")
-                variables["ceiled_score"] = head["score"] / ceiling
+                variables["raw_shared"] = raw_shared
+                variables["score_shared"] = xr.DataArray(
+                    on_shared["score"], attrs={"description": "the headline computed from raw_shared"})
+                variables["score_shared_per_subject"] = on_shared["per_subject"].drop_vars("sigma", errors="ignore")
+                variables["ceiled_score"] = xr.DataArray(
+                    on_shared["score"] / ceiling,
+                    attrs={"description": "score_shared / ceiling: model and ceiling on the same shared images"})
                 ceiling_method = (
                     f"inter-subject: per region and subject, the mean over partner subjects of the same-region RBF "
                     f"CKA on the {per_region.attrs['n_shared']} shared images all subjects saw; the scalar is the "
                     f"mean over subjects of the top {self.top_fraction:.0%} regions at sigma {self.sigma:g} (the "
                     "headline's aggregation). The score is NOT divided by it (Shen et al. report raw CKA); "
-                    "ceiled_score holds the ratio")
+                    "ceiled_score = score_shared / ceiling, where score_shared is the headline on the same shared "
+                    "images (raw_shared), so the ratio is like-for-like")
             else:
                 ceiling_method = f"none: {reason}"
         else:
@@ -247,9 +302,11 @@ class NSDCKABenchmark:
             "stimulus_modality": modality, "subjects": json.dumps(subjects), "n_regions": len(regions),
             "headline_sigma": float(self.sigma), "headline_depth_bin": int(used),
             "requested_depth_bin": int(self.depth_bin), "top_fraction": float(self.top_fraction), "top_k": int(k),
+            "excluded_head_layers": json.dumps(list(heads)),
             "score_definition": (f"per subject: mean over the top {self.top_fraction:.0%} of regions ({k} of "
                                  f"{len(regions)}) of the RBF CKA (sigma {self.sigma:g}) averaged over the layers in "
-                                 f"depth bin {used} (0-based bins floor(8 i / L)); then the mean over subjects"),
+                                 f"depth bin {used} (0-based bins floor(8 i / L) over the L representational "
+                                 "layers: classifier heads left out); then the mean over subjects"),
             "ceiling_method": ceiling_method,
             "error_method": (f"standard error of the mean over {len(subjects)} subjects; ci_low/ci_high: t-based 95 % "
                              "interval" if len(subjects) > 1 else "none: a single subject"),
@@ -262,6 +319,17 @@ class NSDCKABenchmark:
                              attrs=attrs, **variables)
 
     # --- between subjects ----------------------------------------------------------------------------------
+    @staticmethod
+    def common_shared(responses: dict[str, RegionResponses], subjects: list[str]) -> tuple[list[str] | None, str]:
+        """The shared images every subject saw (sorted ids), or None and why not."""
+        if len(subjects) < 2:
+            return None, "a single subject allows no between-subject comparison"
+        shared = sorted(set.intersection(*(set(responses[s].shared_ids) for s in subjects)))
+        if len(shared) < MIN_SHARED:
+            return None, (f"the subjects {subjects} share {len(shared)} image(s) among their shared rows; at least "
+                          f"{MIN_SHARED} are needed")
+        return shared, ""
+
     def pairs(self, responses: dict[str, RegionResponses], regions: list[str], subjects: list[str],
               device: str) -> tuple[xr.DataArray | None, str]:
         """Every region of each subject against every region of each other subject on the common shared images.
@@ -269,13 +337,9 @@ class NSDCKABenchmark:
         ``(source_subject, source_region, region, subject, sigma)``; NaN where source_subject == subject. Each
         unordered pair is computed once (CKA is symmetric).
         """
-        if len(subjects) < 2:
-            return None, "a single subject allows no between-subject comparison"
-        common = set.intersection(*(set(responses[s].shared_ids) for s in subjects))
-        shared = sorted(common)
-        if len(shared) < MIN_SHARED:
-            return None, (f"the subjects {subjects} share {len(shared)} image(s) among their shared rows; at least "
-                          f"{MIN_SHARED} are needed")
+        shared, reason = self.common_shared(responses, subjects)
+        if shared is None:
+            return None, reason
         key = (tuple(subjects), tuple(regions), tuple(shared))
         if key not in self._pairs_cache:
             n = len(subjects)
@@ -310,16 +374,20 @@ class NSDCKABenchmark:
                                    "n_shared": pairs.attrs["n_shared"]}), ""
 
     def brain_to_brain(self) -> xr.Dataset:
-        """The brain-to-brain assembly for ``cortexbench ceiling`` / ``apa`` (raw at the headline sigma)."""
+        """The brain-to-brain assembly for ``cortexbench ceiling`` / ``apa``.
+
+        ``raw`` keeps the ``sigma`` dimension of the model scores, so ``apa --select sigma=X`` compares model and
+        brains at the same sigma; the stored headline (mean lower ceiling) is at the headline sigma.
+        """
         subjects, responses, regions = self.load()
         pairs, reason = self.pairs(responses, regions, subjects, self._device())
         if pairs is None:
             raise InputError(f"{self.identifier}: no brain-to-brain comparison: {reason}")
-        raw = analysis.select_sigma(pairs, self.sigma).drop_vars("sigma")
+        sigma = float(analysis.select_sigma(pairs, self.sigma)["sigma"])
         attrs = {"benchmark": self.identifier, "benchmark_version": self.version, "metric": self.metric_identifier,
                  "metric_version": CKA_VERSION, "layout": self.layout, "subjects": json.dumps(subjects),
                  "n_shared": int(pairs.attrs["n_shared"]), "headline_sigma": float(self.sigma),
                  "description": "RBF CKA of every region of each partner subject with every region of each subject "
                                 "on their common shared images (features z-scored per column)"}
-        return apa.brain_to_brain_assembly(raw, None, attrs, pairs_by_sigma=pairs)
+        return apa.brain_to_brain_assembly(pairs, None, attrs, select={"sigma": sigma})
 

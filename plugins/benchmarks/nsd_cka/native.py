@@ -18,12 +18,14 @@ complete, which can misalign betas and trials; we do not copy that). Each sessio
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +59,30 @@ LAYOUT_HELP = f"""expected the published NSD layout under the root:
   {STIMULI}
   {STIM_INFO} and {CAPTIONS.format(split='{train2017,val2017}')} (text models only)
   {CTAB} (optional: region names; the built-in HCP-MMP1 names are used otherwise)"""
+
+
+@contextlib.contextmanager
+def open_hdf5(path: Path, dataset: str) -> Iterator[Any]:
+    """``h5py.File(path)[dataset]``; unreadable (truncated, corrupt) files and reads become a DataError naming the file.
+
+    NSD's betas are ~2 GB per session, so interrupted downloads are common; h5py reports them as a bare OSError.
+    """
+    import h5py
+
+    fix = ("it may be truncated or corrupt (an interrupted download?): re-download it and compare its size and "
+           "checksum with the NSD release")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:
+        raise DataError(f"{path}: not a readable HDF5 file ({err}); {fix}") from None
+    try:
+        if dataset not in handle:
+            raise DataError(f"{path}: no dataset {dataset!r} (it has {sorted(handle)}); {fix}")
+        yield handle[dataset]
+    except OSError as err:
+        raise DataError(f"{path}: reading dataset {dataset!r} failed ({err}); {fix}") from None
+    finally:
+        handle.close()
 
 
 def stimulus_id(nsd_id: int) -> str:
@@ -152,12 +178,10 @@ class NativeNSD:
 
     # --- design --------------------------------------------------------------------------------------------
     def trials_per_session(self, subject: str) -> int:
-        import h5py
-
         counts = set()
         for s in self.sessions:
-            with h5py.File(self.betas_file(subject, s), "r") as handle:
-                counts.add(int(handle["betas"].shape[0]))
+            with open_hdf5(self.betas_file(subject, s), "betas") as betas:
+                counts.add(int(betas.shape[0]))
         if len(counts) != 1:
             raise DataError(f"{self.benchmark}: {subject}'s session files hold different trial counts {sorted(counts)}; "
                             "every NSD session has the same number of trials (750)")
@@ -197,8 +221,6 @@ class NativeNSD:
         return build_cached(key, lambda allocate: self._convert(subject, allocate))
 
     def _convert(self, subject: str, allocate) -> RegionResponses:
-        import h5py
-
         trials = self.trials_per_session(subject)
         per_session = self.trial_images(subject, trials)
         _, _, shared = self.expdesign
@@ -217,8 +239,7 @@ class NativeNSD:
         try:
             for session in self.sessions:
                 path = self.betas_file(subject, session)
-                with h5py.File(path, "r") as handle:
-                    betas = handle["betas"]
+                with open_hdf5(path, "betas") as betas:
                     if tuple(betas.shape[1:]) != labels.shape:
                         raise DataError(f"{path}: betas of shape {betas.shape} do not match the atlas grid "
                                         f"{labels.shape} (trials, Z, Y, X); are both func1pt8mm?")
@@ -243,17 +264,19 @@ class NativeNSD:
                    "betas_fithrf_GLMdenoise_RR func1pt8mm, HCP_MMP1)")
 
     # --- stimuli -------------------------------------------------------------------------------------------
-    def images(self, subject: str, responses: RegionResponses, identifier: str) -> StimulusSet:
-        """The model rows' images as PNG files extracted once from ``nsd_stimuli.hdf5`` into the cache."""
+    def images(self, subject: str, responses: RegionResponses, identifier: str,
+               ids: Sequence[str] | None = None) -> StimulusSet:
+        """The images of rows ``ids`` (default: the model rows) as PNGs extracted once from ``nsd_stimuli.hdf5``."""
         self.require([STIMULI], "the stimulus images")
-        nsd_ids = responses.nsd_ids[: responses.n_model]
+        nsd_ids = responses.nsd_ids_of(ids)
         return StimulusSet.from_files(identifier, extract_pngs(self.path(STIMULI), nsd_ids),
                                       ids=[stimulus_id(i) for i in nsd_ids],
                                       metadata={"nsd_id": [int(i) for i in nsd_ids]})
 
-    def captions(self, subject: str, responses: RegionResponses, identifier: str) -> StimulusSet:
-        """The first COCO caption of each model-row image (Shen et al.: ``requires_all_caps=False``)."""
-        return self.captions_of(responses.nsd_ids[: responses.n_model], identifier)
+    def captions(self, subject: str, responses: RegionResponses, identifier: str,
+                 ids: Sequence[str] | None = None) -> StimulusSet:
+        """The first COCO caption of each image of rows ``ids`` (Shen et al.: ``requires_all_caps=False``)."""
+        return self.captions_of(responses.nsd_ids_of(ids), identifier)
 
     def captions_of(self, nsd_ids: Sequence[int], identifier: str) -> StimulusSet:
         self.require([STIM_INFO, CAPTIONS.format(split="train2017"), CAPTIONS.format(split="val2017")],
@@ -266,7 +289,6 @@ class NativeNSD:
 
 def extract_pngs(hdf5: Path, nsd_ids: Sequence[int]) -> list[Path]:
     """PNG copies of ``imgBrick[i]`` under the data cache, written atomically, keyed on the HDF5 file's identity."""
-    import h5py
     from PIL import Image
 
     folder = config.data_cache_dir() / "nsd_stimuli_png" / cache_key({"stimuli": file_stamp(hdf5)})
@@ -274,10 +296,7 @@ def extract_pngs(hdf5: Path, nsd_ids: Sequence[int]) -> list[Path]:
     paths = [folder / f"{stimulus_id(i)}.png" for i in nsd_ids]
     todo = [(int(i), p) for i, p in zip(nsd_ids, paths) if not p.is_file()]
     if todo:
-        with h5py.File(hdf5, "r") as handle:
-            if "imgBrick" not in handle:
-                raise DataError(f"{hdf5}: no dataset 'imgBrick' (expected (73000, H, W, 3) uint8 images)")
-            brick = handle["imgBrick"]
+        with open_hdf5(hdf5, "imgBrick") as brick:                   # (73000, H, W, 3) uint8 images
             for nsd_id, path in progress.bar(todo, desc="extracting NSD images", unit="img"):
                 if not 0 <= nsd_id < brick.shape[0]:
                     raise DataError(f"{hdf5}: image {nsd_id} outside 0..{brick.shape[0] - 1}")

@@ -72,6 +72,18 @@ class RegionResponses:
     def shared_ids(self) -> tuple[str, ...]:
         return self.stimulus_ids[self.n_model:]
 
+    def nsd_ids_of(self, ids: Sequence[str] | None = None) -> np.ndarray:
+        """0-based 73k ids of the rows ``ids`` (default: the model rows)."""
+        if self.nsd_ids is None:
+            raise DataError(f"{self.source}: the responses record no NSD image ids")
+        if ids is None:
+            return np.asarray(self.nsd_ids[: self.n_model])
+        lookup = dict(zip(self.stimulus_ids, np.asarray(self.nsd_ids).tolist()))
+        missing = [i for i in ids if i not in lookup]
+        if missing:
+            raise InputError(f"{self.source}: image(s) {missing[:5]} are not among subject {self.subject}'s rows")
+        return np.array([lookup[i] for i in ids], dtype=np.int64)
+
     def index_of(self, region: str) -> int:
         try:
             return self.regions.index(region)

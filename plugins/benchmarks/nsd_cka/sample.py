@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -91,11 +92,13 @@ class AlgonautsSample:
                                regions=tuple(names), bounds=np.array(bounds),
                                source="Algonauts-2023 subj01 20-image sample (fsaverage challenge vertices)")
 
-    def images(self, subject: str, responses: RegionResponses, identifier: str) -> StimulusSet:
-        ids = responses.model_ids
+    def images(self, subject: str, responses: RegionResponses, identifier: str,
+               ids: Sequence[str] | None = None) -> StimulusSet:
+        ids = responses.model_ids if ids is None else tuple(ids)
         paths = [resolve(DATASET, f"training_images/{sid}.png") for sid in ids]
         return StimulusSet.from_files(identifier, paths, ids=list(ids))
 
-    def captions(self, subject: str, responses: RegionResponses, identifier: str) -> StimulusSet:
+    def captions(self, subject: str, responses: RegionResponses, identifier: str,
+                 ids: Sequence[str] | None = None) -> StimulusSet:
         raise DataError(f"{self.benchmark}: the sample's images have no recorded NSD ids, so no COCO captions; "
                         "score image models on it")

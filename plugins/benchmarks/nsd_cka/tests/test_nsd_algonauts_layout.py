@@ -43,7 +43,7 @@ def test_roi_regions_and_vertex_counts_follow_the_masks(result, layout):
     assert list(ds["region"].values) == list(expected)
     for subject in ("subj01", "subj02"):
         assert dict(zip(ds["region"].values, ds["n_columns"].sel(subject=subject).values.tolist())) == expected
-    assert ds["raw"].shape == (6, 5, 2, 12)
+    assert ds["raw"].shape == (5, 5, 2, 12)
     assert list(ds["n_stimuli"].values) == [30, 30]
     assert ds["ceiling_by_region"].attrs["n_shared"] == 12
 
@@ -105,3 +105,26 @@ def test_captions_need_nsd_metadata_and_root_must_exist(layout, monkeypatch, tmp
     (tmp_path / "subj01").mkdir()
     with pytest.raises(DataError, match="training_fmri"):
         NSDCKABenchmark("nsd.algonauts2023.rbf-cka", "1", "algonauts2023", root=str(tmp_path)).load()
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > should_not_exist",))
+
+
+def test_a_roi_mapping_that_would_run_code_is_refused(layout, tmp_path, monkeypatch):
+    """The mapping_*.npy dicts are pickles: they are read with the restricted unpickler, never np.load(allow_pickle)."""
+    import shutil
+
+    from cortexbench.plugins.benchmarks.nsd_cka.algonauts import Algonauts2023
+
+    monkeypatch.chdir(tmp_path)
+    copy = tmp_path / "algonauts"
+    shutil.copytree(layout["root"] / "subj01", copy / "subj01")
+    mapping = copy / "subj01" / "roi_masks" / "mapping_streams.npy"
+    np.save(mapping, np.array(_Evil(), dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=r"mapping_streams\.npy: the pickle refers to (posix|os|nt)\.system"):
+        Algonauts2023(str(copy)).responses("subj01")
+    assert not (tmp_path / "should_not_exist").exists()

