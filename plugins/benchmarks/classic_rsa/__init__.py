@@ -5,6 +5,8 @@
 * ``cichy2014.{evc,it}-rsa``: the same 92 objects, 15 subjects' EVC / IT fMRI RDMs (Cichy et al. 2014).
 * ``algonauts2019.{evc,it}-rsa``: 78 Algonauts-2019 images, 15 subjects' EVC / IT fMRI RDMs (barely reliable: the
   ceiling is reported, not divided by).
+* ``cichy2014.rsa``, ``algonauts2019.rsa``: both regions in one assembly (region dimension, train/test halves) with
+  a brain-to-brain comparison, for ``cortexbench ceiling`` and ``cortexbench apa``.
 """
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from cortexbench.data import DatasetSpec, FileSpec
 from cortexbench.hookspecs import hookimpl
 from cortexbench.interfaces import BenchmarkSpec
 
-VERSION = "1"
+VERSION = "2"  # 2: the error bootstraps the whole held-out procedure; region score = ratio of means
 _RSATOOLBOX = ("https://raw.githubusercontent.com/rsagroup/rsatoolbox/f1f83cadb7243492a1aae7460466e0f0140b20ac/"
                "demos/92imageData/")
 
@@ -79,15 +81,17 @@ def _kriegeskorte(region_loader: str, identifier: str, ceiling: str):
     return factory
 
 
-def _cichy_algonauts(image_set: str, region: str, identifier: str, ceiling: str):
+def _cichy_algonauts(image_set: str, region: str | None, identifier: str, ceiling: str):
+    """One region, or both (``region=None``) in one multi-region benchmark."""
     def factory(**options):
         from functools import partial
 
         from . import cichy_algonauts as c
         from .rdm_benchmark import RDMBenchmark
 
+        brain = partial(c.rdms, image_set, region) if region else partial(c.all_regions, image_set)
         return RDMBenchmark(identifier=identifier, version=VERSION, stimuli=partial(c.stimuli, image_set),
-                            brain=partial(c.rdms, image_set, region), ceiling=ceiling, **options)
+                            brain=brain, ceiling=ceiling, **options)
 
     return factory
 
@@ -98,12 +102,13 @@ def _cichy_algonauts_specs() -> list[BenchmarkSpec]:
             ("cichy2014", "92images", "loso", BIBTEX_CICHY2014, "92 objects (Kriegeskorte order)"),
             ("algonauts2019", "78images", "report", BIBTEX_ALGONAUTS2019,
              "78 Algonauts-2019 images (barely reliable: LOSO ceiling ~0.01, reported, not divided by)")):
-        for region in ("EVC", "IT"):
-            identifier = f"{parent}.{region.lower()}-rsa"
+        for region in ("EVC", "IT", None):
+            identifier = f"{parent}.{region.lower()}-rsa" if region else f"{parent}.rsa"
             datasets = (CICHY_ALGONAUTS.identifier,) + (("rsa92_kriegeskorte2008",) if image_set == "92images" else ())
+            regions = f"{region} fMRI RDMs" if region else "EVC and IT fMRI RDMs (both regions, brain-to-brain)"
             specs.append(BenchmarkSpec(
                 identifier=identifier, factory=_cichy_algonauts(image_set, region, identifier, ceiling),
-                description=f"{what}, 15 subjects' {region} fMRI RDMs: Spearman RSA, best layer chosen on held-out "
+                description=f"{what}, 15 subjects' {regions}: Spearman RSA, best layer chosen on held-out "
                             "stimulus halves" + (", leave-one-subject-out ceiling" if ceiling == "loso" else ""),
                 version=VERSION, citation=CICHY_ALGONAUTS.citation, bibtex=bibtex, parent=parent, metric="rsa",
                 datasets=datasets, modalities=("image",)))

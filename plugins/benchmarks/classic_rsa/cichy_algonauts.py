@@ -66,3 +66,8 @@ def rdms(image_set: str, region: str) -> BrainRDMs:
         raise DataError(f"{path}: RDMs of shape {values.shape}, expected ({N_SUBJECTS}, {n}, {n})")
     subjects = tuple(f"subj{s:02d}" for s in range(1, N_SUBJECTS + 1))
     return BrainRDMs(region, values, subjects, stimulus_ids(image_set), source=str(path))
+
+
+def all_regions(image_set: str) -> tuple[BrainRDMs, ...]:
+    """EVC and IT of the same 15 subjects (the multi-region benchmarks ``cichy2014.rsa``, ``algonauts2019.rsa``)."""
+    return tuple(rdms(image_set, region) for region in REGIONS)

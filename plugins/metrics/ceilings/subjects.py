@@ -47,9 +47,20 @@ def loso_subject_scores(subjects, metric: Metric) -> np.ndarray:
                          f"stimulus, neuroid) array; got shape {data.shape}. Use pairwise_subject_scores for "
                          "subjects with different neuroids")
     _check_subjects(list(data))
-    total = data.sum(0)
-    return np.stack([np.asarray(metric((total - data[s]) / (len(data) - 1), data[s]), dtype=float)
-                     for s in range(len(data))])
+    others = leave_one_out_means(data)
+    return np.stack([np.asarray(metric(others[s], data[s]), dtype=float) for s in range(len(data))])
+
+
+def leave_one_out_means(data):
+    """``(subject, ...)`` -> for every subject the mean of the *other* subjects, in one pass (numpy or torch).
+
+    The one implementation of the leave-one-subject-out predictor: :func:`loso_subject_scores` applies any metric
+    to it, and the RSA metric's ``loso_ceiling`` (condensed RDMs, batched in torch on the compute device) uses it too.
+    """
+    count = data.shape[0]
+    if count < 2:
+        raise InputError(f"a leave-one-subject-out predictor needs at least 2 subjects, got {count}")
+    return (data.sum(0)[None] - data) / (count - 1)
 
 
 def pairwise_ceiling(scores, source_dim: str = "source_subject", target_dim: str = "subject"):

@@ -151,19 +151,24 @@ def loso_ceiling(subject_rdms: torch.Tensor, method: str = "spearman") -> tuple[
 
     Returns per-subject (lower, upper) bounds: each subject's RDM compared with the mean RDM of the *other*
     subjects (lower) and with the mean of *all* subjects (upper). A model cannot expect to beat these.
+
+    The lower bound is ``ceilings.subjects.loso_subject_scores`` with the RDM comparison as the metric (both take
+    the mean of the others from ``ceilings.subjects.leave_one_out_means``); this entry point exists because it keeps
+    tensors on their device and compares all subjects in one batched call, and it adds the upper bound. Naming:
+    Nili et al. call this predictor the *lower* bound of the ceiling; Höfling et al. (and ``ceilings.subjects``)
+    call the same leave-one-subject-out mean predictor the *upper* ceiling, against their pairwise lower one.
     """
     return loso_ceiling_condensed(upper(subject_rdms), method)
 
 
 def loso_ceiling_condensed(vectors: torch.Tensor, method: str = "spearman") -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`loso_ceiling` on condensed ``(S, m)`` RDMs (e.g. bootstrap resamples)."""
-    count = vectors.shape[0]
-    if count < 2:
+    from cortexbench.plugins.metrics.ceilings.subjects import leave_one_out_means
+
+    if vectors.shape[0] < 2:
         raise InputError("a leave-one-subject-out ceiling needs at least 2 subjects")
-    total = vectors.sum(0)
-    others = (total.unsqueeze(0) - vectors) / (count - 1)
-    lower = compare_paired(vectors, others, method)
-    upper_bound = compare(vectors, (total / count).unsqueeze(0), method)[:, 0]
+    lower = compare_paired(vectors, leave_one_out_means(vectors), method)
+    upper_bound = compare(vectors, vectors.mean(0, keepdim=True), method)[:, 0]
     return lower, upper_bound
 
 
@@ -206,6 +211,34 @@ def weighted_ranks(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(rank_sorted).scatter_(-1, order.unsqueeze(1).expand_as(rank_sorted), rank_sorted)
 
 
+def weighted_ranks_each(values: torch.Tensor, weights: torch.Tensor, tied: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+    """Average ranks of each row of ``values`` (K, H, P) in the multiset given by its own ``weights`` (H, P).
+
+    The per-subset counterpart of :func:`weighted_ranks`: when every resample keeps only a small subset of the pairs
+    (a stimulus half holds about a tenth of them), sorting each compacted row is cheaper than a pass over all pairs.
+    Entries of weight 0 (padding) must hold ``+inf`` so that they sort last; their ranks are meaningless. ``tied``
+    (K,) marks the rows that may hold equal values among positive weights (ties averaged, as
+    ``scipy.stats.rankdata`` on the expanded multiset); other rows take the faster tie-free path. None: check.
+    """
+    sorted_values, order = torch.sort(values, dim=-1)
+    w = weights.unsqueeze(0).expand(values.shape[0], -1, -1).gather(-1, order)
+    ranks = w.cumsum(-1) - (w - 1) / 2
+    if tied is None:
+        tied = ((sorted_values[..., 1:] == sorted_values[..., :-1]) & torch.isfinite(sorted_values[..., 1:])
+                ).flatten(1).any(1)
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        sv, wt = sorted_values[rows], w[rows]
+        new_group = torch.ones_like(sv, dtype=torch.bool)
+        new_group[..., 1:] = sv[..., 1:] != sv[..., :-1]
+        group = new_group.cumsum(-1) - 1
+        group_weight = torch.zeros_like(wt).scatter_add_(-1, group, wt)
+        before = group_weight.cumsum(-1) - group_weight
+        ranks[rows] = before.gather(-1, group) + (group_weight.gather(-1, group) + 1) / 2
+    return torch.empty_like(ranks).scatter_(-1, order, ranks)
+
+
 def weighted_paired_correlation(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Pearson r of ``a`` and ``b`` (..., B, m) with each entry counted ``weights`` (B, m) times: (..., B)."""
     total = weights.sum(-1, keepdim=True)
@@ -228,7 +261,13 @@ def bootstrap_rsa(model_rdm: torch.Tensor, subject_rdms: torch.Tensor, samples: 
     model = upper(model_rdm).unsqueeze(0)                                   # (1, m)
     subjects = upper(subject_rdms)                                          # (S, m)
     count = subjects.shape[0]
-    others = (subjects.sum(0, keepdim=True) - subjects) / max(count - 1, 1)
+    others = subjects
+    if ceiled:
+        from cortexbench.plugins.metrics.ceilings.subjects import leave_one_out_means
+
+        if count < 2:
+            raise InputError("a leave-one-subject-out ceiling needs at least 2 subjects")
+        others = leave_one_out_means(subjects)
     out = []
     for start in range(0, samples.shape[0], chunk):
         weights = pair_weights(samples[start:start + chunk], n)             # (B, m)
@@ -238,8 +277,6 @@ def bootstrap_rsa(model_rdm: torch.Tensor, subject_rdms: torch.Tensor, samples: 
             ranked = [v.unsqueeze(1).expand(-1, weights.shape[0], -1) for v in (model, subjects, others)]
         score = weighted_paired_correlation(ranked[0], ranked[1], weights).mean(0)
         if ceiled:
-            if count < 2:
-                raise InputError("a leave-one-subject-out ceiling needs at least 2 subjects")
             score = score / weighted_paired_correlation(ranked[1], ranked[2], weights).mean(0)
         out.append(score)
     return torch.cat(out)

@@ -63,13 +63,12 @@ def test_raw_scores_match_a_direct_computation(results, shared_data):
 
 def test_headline_is_ceiled_for_92_and_raw_for_78(results):
     it92, evc78 = results["cichy2014.it-rsa"], results["algonauts2019.evc-rsa"]
-    np.testing.assert_allclose(it92["split_score"].values, it92["split_raw"].values / it92["split_ceiling"].values)
-    np.testing.assert_allclose(evc78["split_score"].values, evc78["split_raw"].values)
+    assert float(it92["score"]) == pytest.approx(float(it92["fold_raw"].mean() / it92["fold_ceiling"].mean()))
+    assert float(evc78["score"]) == pytest.approx(float(evc78["fold_raw"].mean()))
     assert "reported only" in evc78.attrs["ceiling_method"]
-    assert float(it92["score"]) == pytest.approx(float(it92["split_score"].mean()))
     for ds, n in ((it92, 92), (evc78, 78)):
         assert ds["raw"].dims == ("layer", "subject") and ds["raw"].shape == (2, 15)
-        assert ds.attrs["n_stimuli"] == n and set(ds["selected_layer"].values) <= set(LAYERS)
+        assert ds.attrs["n_stimuli"] == n and set(ds["selected_layer"].values.ravel()) <= set(LAYERS)
     # a trained network's mid-level layer reflects IT's category structure on the reliable 92-image set
     assert float(it92["raw"].mean("subject").max()) > 0.05
 
