@@ -294,6 +294,9 @@ def analyze(models: Mapping[str, xr.Dataset], brain: xr.Dataset, *, outcome_kind
     """
     if not models:
         raise InputError("APA needs at least one model assembly; score a model on the benchmark first")
+    if not isinstance(n_bootstrap, int) or n_bootstrap < 2:
+        raise InputError(f"--n-bootstrap must be a whole number >= 2 (confidence intervals need resamples), "
+                         f"got {n_bootstrap!r}")
     pairs, loso = brain_scores(brain, select)
     lower, upper = lower_ceiling(pairs), upper_ceiling(loso)
     brain_out = outcome(pairs, outcome_kind, lower, upper)

@@ -140,3 +140,11 @@ def test_models_with_fewer_than_two_subjects_are_listed_but_not_tested():
     rows = {(r["model"], r["region"]): r for r in apa.summary_rows(result)}
     assert rows[("solo", "A")]["n_subjects"] == 1 and rows[("solo", "A")]["eligible"] is False
     assert apa.n_label(result, "solo") == "n=1, not tested" and apa.n_label(result, "good") == "n=6"
+
+
+@pytest.mark.parametrize("n_bootstrap", [0, 1])
+def test_too_few_subject_resamples_are_refused(n_bootstrap):
+    brain, profile = _brain()
+    model = _model("m", np.stack([profile[layer][:, None, None] * np.ones((5, 6, 2)) for layer in range(5)]))
+    with pytest.raises(InputError, match="--n-bootstrap must be a whole number >= 2"):
+        apa.analyze({"m": model}, brain, outcome_kind="score", n_bootstrap=n_bootstrap)
