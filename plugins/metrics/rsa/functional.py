@@ -165,8 +165,6 @@ def loso_ceiling_condensed(vectors: torch.Tensor, method: str = "spearman") -> t
     """:func:`loso_ceiling` on condensed ``(S, m)`` RDMs (e.g. bootstrap resamples)."""
     from cortexbench.plugins.metrics.ceilings.subjects import leave_one_out_means
 
-    if vectors.shape[0] < 2:
-        raise InputError("a leave-one-subject-out ceiling needs at least 2 subjects")
     lower = compare_paired(vectors, leave_one_out_means(vectors), method)
     upper_bound = compare(vectors, vectors.mean(0, keepdim=True), method)[:, 0]
     return lower, upper_bound
@@ -201,13 +199,8 @@ def weighted_ranks(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     new_group = torch.ones_like(sorted_values, dtype=torch.bool)
     new_group[..., 1:] = sorted_values[..., 1:] != sorted_values[..., :-1]
     w = weights[:, order].permute(1, 0, 2)                                                      # (K, B, m)
-    if bool(new_group.all()):  # no tied values (the usual case for real-valued RDMs): no grouping needed
-        rank_sorted = w.cumsum(-1) - (w - 1) / 2
-    else:
-        group = (new_group.cumsum(-1) - 1).unsqueeze(1).expand(-1, weights.shape[0], -1)     # (K, B, m)
-        group_weight = torch.zeros_like(w).scatter_add_(-1, group, w)
-        before = group_weight.cumsum(-1) - group_weight
-        rank_sorted = before.gather(-1, group) + (group_weight.gather(-1, group) + 1) / 2
+    # no tied values (the usual case for real-valued RDMs): no grouping needed
+    rank_sorted = _sorted_ranks(w, None if bool(new_group.all()) else new_group.unsqueeze(1))
     return torch.empty_like(rank_sorted).scatter_(-1, order.unsqueeze(1).expand_as(rank_sorted), rank_sorted)
 
 
@@ -223,20 +216,28 @@ def weighted_ranks_each(values: torch.Tensor, weights: torch.Tensor, tied: torch
     """
     sorted_values, order = torch.sort(values, dim=-1)
     w = weights.unsqueeze(0).expand(values.shape[0], -1, -1).gather(-1, order)
-    ranks = w.cumsum(-1) - (w - 1) / 2
+    ranks = _sorted_ranks(w)
     if tied is None:
         tied = ((sorted_values[..., 1:] == sorted_values[..., :-1]) & torch.isfinite(sorted_values[..., 1:])
                 ).flatten(1).any(1)
     if bool(tied.any()):
         rows = tied.nonzero().squeeze(1)
-        sv, wt = sorted_values[rows], w[rows]
+        sv = sorted_values[rows]
         new_group = torch.ones_like(sv, dtype=torch.bool)
         new_group[..., 1:] = sv[..., 1:] != sv[..., :-1]
-        group = new_group.cumsum(-1) - 1
-        group_weight = torch.zeros_like(wt).scatter_add_(-1, group, wt)
-        before = group_weight.cumsum(-1) - group_weight
-        ranks[rows] = before.gather(-1, group) + (group_weight.gather(-1, group) + 1) / 2
+        ranks[rows] = _sorted_ranks(w[rows], new_group)
     return torch.empty_like(ranks).scatter_(-1, order, ranks)
+
+
+def _sorted_ranks(w: torch.Tensor, new_group: torch.Tensor | None = None) -> torch.Tensor:
+    """Average ranks of sorted entries counted ``w`` (..., m) times each; ``new_group`` (broadcastable to ``w``)
+    marks where a new value starts, so that tied entries share their group's mean rank (None: no ties)."""
+    if new_group is None:
+        return w.cumsum(-1) - (w - 1) / 2
+    group = (new_group.cumsum(-1) - 1).expand_as(w)
+    group_weight = torch.zeros_like(w).scatter_add_(-1, group, w)
+    before = group_weight.cumsum(-1) - group_weight
+    return before.gather(-1, group) + (group_weight.gather(-1, group) + 1) / 2
 
 
 def weighted_paired_correlation(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -260,13 +261,10 @@ def bootstrap_rsa(model_rdm: torch.Tensor, subject_rdms: torch.Tensor, samples: 
     n = model_rdm.shape[-1]
     model = upper(model_rdm).unsqueeze(0)                                   # (1, m)
     subjects = upper(subject_rdms)                                          # (S, m)
-    count = subjects.shape[0]
     others = subjects
     if ceiled:
         from cortexbench.plugins.metrics.ceilings.subjects import leave_one_out_means
 
-        if count < 2:
-            raise InputError("a leave-one-subject-out ceiling needs at least 2 subjects")
         others = leave_one_out_means(subjects)
     out = []
     for start in range(0, samples.shape[0], chunk):
