@@ -43,7 +43,7 @@ from cortexbench.plugins.benchmarks.things_oddoneout.sequential import DenseObje
 from cortexbench.plugins.benchmarks.things_oddoneout.triplets import one_hot
 
 SIZES = {"small": dict(features=16, n_train=[200, 800], seeds=1, peer_fits=6, lambdas=4),
-         "full": dict(features=512, n_train=[400, 6400, 102400], seeds=2, peer_fits=12, lambdas=11)}
+         "full": dict(features=512, n_train=[400, 6400, 102400], seeds=2, peer_fits=24, lambdas=11)}
 N_CONCEPTS = 1854
 PAPER_FITS_PER_N = 20 * 30 * 20 * 3 * 11          # generators x seeds x candidates x folds x lambdas
 

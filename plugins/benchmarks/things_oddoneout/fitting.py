@@ -3,7 +3,7 @@
 A *problem* is (training triplet set, lambda) for one feature matrix and transform family; every problem of a chunk
 is solved at once. Chunks are sized so that the optimiser state (history of ``2 * history_size`` vectors) plus one
 batched loss evaluation fit the memory budget (himalaya-style batching knobs: ``max_batch`` problems, or
-``memory_gb``; on CUDA the default budget is half the free device memory). An eighth of the budget is the
+``memory_gb``; on CUDA the default budget is three quarters of the memory not in use). An eighth of the budget is the
 workspace of the objective's chunks of triplets, so an evaluation's memory does not grow with N beyond the triplet
 sets themselves.
 """
@@ -25,6 +25,9 @@ from .triplets import TripletCounts
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: Share of the memory budget kept for the objective's chunks of triplets (the rest is divided among problems).
 WORKSPACE_SHARE = 1 / 8
+#: Share of the CUDA memory not in use (free on the device or cached by torch) that the solver plans with by default.
+#: Dropping finished problems copies no history (``lbfgs._Problems.compact``), so the peak stays near the plan.
+CUDA_BUDGET_SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,10 @@ class SolverSettings:
         if self.memory_gb is not None:
             return self.memory_gb * 2 ** 30
         if str(self.device).startswith("cuda"):
-            free, _ = torch.cuda.mem_get_info(torch.device(self.device))
-            return 0.5 * free
+            device = torch.device(self.device)
+            free, _ = torch.cuda.mem_get_info(device)
+            cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+            return CUDA_BUDGET_SHARE * (free + cached)     # blocks torch keeps cached are free for us too
         return 2.0 * 2 ** 30
 
 

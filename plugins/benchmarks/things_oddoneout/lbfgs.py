@@ -1,13 +1,13 @@
 """A batched L-BFGS with strong-Wolfe line search: many independent problems advance together on one device.
 
-Each problem follows exactly the algorithm of ``torch.optim.LBFGS(line_search_fn="strong_wolfe")`` (same two-loop
-recursion, same curvature test ``y^T s > 1e-10``, same initial step ``min(1, 1/|g|_1)``, same bracketing and zoom
-with cubic interpolation, same stopping tests), driven the way the reference code drives it: repeated ``step``
+Each problem follows exactly the algorithm of ``torch.optim.LBFGS(line_search_fn="strong_wolfe")`` (the direction of
+its two-loop recursion, here computed in the equivalent compact form, the same curvature test ``y^T s > 1e-10``,
+same initial step ``min(1, 1/|g|_1)``, same bracketing and zoom with cubic interpolation, same stopping tests), driven the way the reference code drives it: repeated ``step``
 calls ("epochs", optimizer state kept between them) until the loss at the start of two consecutive steps differs by
 less than ``epoch_rtol`` relatively, or ``max_epochs`` steps. The problems run in lock-step, one L-BFGS iteration
 per round; within a round the line searches are vectorised with masks and only the problems that still need a
 function value are evaluated, in one batched call. Finished problems stop (per-problem early stopping) and are
-dropped from the batch once they are a fifth of it.
+dropped from the batch once they are a fifth of it (the survivors behind them move forward into their rows).
 
 ``fun(x, ids)`` must return the loss (float64, (b,)) and gradient ((b, n_params)) of problems ``ids`` at ``x``.
 """
@@ -17,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+#: Bytes of problem rows moved at once when finished problems are dropped (bounds the temporaries).
+MOVE_BYTES = 2 ** 28
 
 Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -67,9 +70,19 @@ class _Problems:
     def __init__(self, **tensors: torch.Tensor):
         self.__dict__.update(tensors)
 
-    def keep(self, mask: torch.Tensor) -> None:
+    def compact(self, keep: torch.Tensor) -> None:
+        """Keep the problems in ``keep``: those behind a gap move forward into it and every tensor is cut to the kept
+        rows (a view). Only the moved rows are copied, a few at a time, so the history (the bulk of the memory) is
+        never copied whole nor held twice."""
+        kept = int(keep.sum())
+        holes = torch.nonzero(~keep[:kept]).squeeze(1)
+        movers = torch.nonzero(keep[kept:]).squeeze(1) + kept
         for name, value in list(self.__dict__.items()):
-            self.__dict__[name] = value[mask]
+            row_bytes = value[0].numel() * value.element_size() if value.ndim > 1 else 1
+            step = max(1, MOVE_BYTES // max(row_bytes, 1))
+            for start in range(0, holes.numel(), step):
+                value[holes[start:start + step]] = value[movers[start:start + step]]
+            self.__dict__[name] = value[:kept]
 
 
 def minimize(fun: Objective, x0: torch.Tensor, options: LBFGSOptions = LBFGSOptions(),
@@ -88,7 +101,8 @@ def minimize(fun: Objective, x0: torch.Tensor, options: LBFGSOptions = LBFGSOpti
         prev_g=torch.zeros_like(x0), prev_f=torch.zeros_like(f),
         S=torch.zeros(batch, m, n_params, dtype=dtype, device=device),
         Y=torch.zeros(batch, m, n_params, dtype=dtype, device=device),
-        rho=torch.zeros(batch, m, dtype=dtype, device=device), head=torch.zeros(batch, **long),
+        SY=torch.zeros(batch, m, m, dtype=torch.float64, device=device),
+        YY=torch.zeros(batch, m, m, dtype=torch.float64, device=device), head=torch.zeros(batch, **long),
         count=torch.zeros(batch, **long), H=torch.ones(batch, dtype=dtype, device=device),
         n_global=torch.zeros(batch, **long), n_step=torch.zeros(batch, **long), evals_step=torch.ones(batch, **long),
         evals=torch.ones(batch, **long), epoch=torch.zeros(batch, **long), loss_prev=torch.full_like(f, float("nan")),
@@ -98,15 +112,16 @@ def minimize(fun: Objective, x0: torch.Tensor, options: LBFGSOptions = LBFGSOpti
                       torch.zeros(batch, **long))
 
     def finish(mask: torch.Tensor) -> None:
-        if not mask.any():
+        done = torch.nonzero(mask).squeeze(1)
+        if done.numel() == 0:
             return
-        where = st.ids[mask]
-        out.x[where], out.loss[where] = st.x[mask], st.f[mask]
-        out.epochs[where] = st.epoch[mask] + 1
-        out.iterations[where], out.evaluations[where] = st.n_global[mask], st.evals[mask]
+        where = st.ids[done]
+        out.x[where], out.loss[where] = st.x[done], st.f[done]
+        out.epochs[where] = st.epoch[done] + 1
+        out.iterations[where], out.evaluations[where] = st.n_global[done], st.evals[done]
         st.finished |= mask
         if on_finish is not None:
-            on_finish(int(mask.sum()))
+            on_finish(done.numel())
 
     def end_steps(mask: torch.Tensor) -> None:
         """A step returned: apply the epoch test, then start the next step of the others."""
@@ -123,42 +138,47 @@ def minimize(fun: Objective, x0: torch.Tensor, options: LBFGSOptions = LBFGSOpti
             st.n_step = torch.where(go, 0, st.n_step)
             st.evals_step = torch.where(go, 1, st.evals_step)
             st.evals = st.evals + go.long()              # the step's own evaluation at its start point
-            mask = go & (st.g.abs().amax(dim=1) <= o.tolerance_grad)   # optimal already: the step returns at once
+            mask = go & (_max_abs(st.g) <= o.tolerance_grad)   # optimal already: the step returns at once
 
-    end_steps(st.g.abs().amax(dim=1) <= o.tolerance_grad)
+    end_steps(_max_abs(st.g) <= o.tolerance_grad)
+    rounds = 0                       # every problem starts together: round 0 is every problem's first iteration
     while True:
-        if st.finished.any() and (st.finished.float().mean() >= 0.2 or st.finished.all()):
-            st.keep(~st.finished)
+        if bool(st.finished.any()):  # drop finished problems at once: only the rows behind them move
+            st.compact(~st.finished)
         if st.ids.numel() == 0:
             break
-        run = ~st.finished
-        st.n_step = st.n_step + run.long()
-        st.n_global = st.n_global + run.long()
-        first = run & (st.n_global == 1)
-        later = run & ~first
-        _update_history(st, later, m)
-        st.count = torch.where(first, 0, st.count)
-        st.head = torch.where(first, 0, st.head)
-        st.H = torch.where(first, torch.ones_like(st.H), st.H)
-        direction = _two_loop(st, m, later)
-        st.d = torch.where(first[:, None], -st.g, torch.where(later[:, None], direction, st.d))
-        st.prev_g = torch.where(run[:, None], st.g, st.prev_g)
-        st.prev_f = torch.where(run, st.f, st.prev_f)
-        initial = torch.clamp(1.0 / st.g.abs().sum(dim=1).double(), max=1.0) * o.lr
-        st.t = torch.where(first, initial, torch.where(run, torch.full_like(st.t, o.lr), st.t))
+        st.n_step = st.n_step + 1
+        st.n_global = st.n_global + 1
+        if rounds == 0:
+            st.d = -st.g
+            st.t = torch.clamp(1.0 / st.g.abs().sum(dim=1).double(), max=1.0) * o.lr
+        else:   # a problem has stored at most one pair per earlier round: slots [0, depth) hold them all
+            st.d = _store_pair_and_direction(st, m, depth=min(m, rounds))
+            st.t = torch.full_like(st.t, o.lr)
+        rounds += 1
+        st.prev_g, st.prev_f = st.g, st.f      # f and g are replaced below, never changed in place
         gtd = _dot(st.g, st.d).double()
-        no_descent = run & (gtd > -o.tolerance_change)
-        search = run & ~no_descent
-        if search.any():
+        no_descent = gtd > -o.tolerance_change
+        search = ~no_descent
+        searching = int(search.sum())
+        if searching == search.numel():        # the usual round: every problem searches, no gathers
+            f_new, g_new, t_new, n_ls = _strong_wolfe(fun, st.ids, st.x, st.t, st.d, st.f, st.g, gtd,
+                                                      o.max_eval - st.evals_step, o)
+            st.x += t_new.to(dtype)[:, None] * st.d
+            st.f, st.g, st.t = f_new, g_new, t_new
+            st.evals_step = st.evals_step + n_ls
+            st.evals = st.evals + n_ls
+        elif searching:
             idx = torch.nonzero(search).squeeze(1)
             f_new, g_new, t_new, n_ls = _strong_wolfe(fun, st.ids[idx], st.x[idx], st.t[idx], st.d[idx], st.f[idx],
                                                       st.g[idx], gtd[idx], o.max_eval - st.evals_step[idx], o)
             st.x[idx] = st.x[idx] + t_new.to(dtype)[:, None] * st.d[idx]
-            st.f[idx], st.g[idx], st.t[idx] = f_new, g_new, t_new
-            st.evals_step[idx] += n_ls
-            st.evals[idx] += n_ls
-        optimal = st.g.abs().amax(dim=1) <= o.tolerance_grad
-        small_step = (st.d * st.t.to(dtype)[:, None]).abs().amax(dim=1) <= o.tolerance_change
+            st.f, st.g = st.f.index_put((idx,), f_new), st.g.index_put((idx,), g_new)
+            st.t = st.t.index_put((idx,), t_new)
+            st.evals_step = st.evals_step.index_add(0, idx, n_ls)
+            st.evals = st.evals.index_add(0, idx, n_ls)
+        optimal = _max_abs(st.g) <= o.tolerance_grad
+        small_step = _max_abs(st.d) * st.t.to(dtype) <= o.tolerance_change   # = max |t d|: rounding is monotonic
         stalled = (st.f - st.prev_f).abs() < o.tolerance_change
         done = no_descent | (search & ((st.n_step == o.max_iter) | (st.evals_step >= o.max_eval) | optimal
                                        | small_step | stalled))
@@ -166,22 +186,67 @@ def minimize(fun: Objective, x0: torch.Tensor, options: LBFGSOptions = LBFGSOpti
     return out
 
 
-def _update_history(st: _Problems, mask: torch.Tensor, m: int) -> None:
-    """Store (s, y) where the curvature condition holds, as torch does (oldest dropped when full)."""
+def _max_abs(v: torch.Tensor) -> torch.Tensor:
+    """Row-wise max |v| (B,), without an |v| temporary."""
+    return torch.linalg.vector_norm(v, ord=float("inf"), dim=1)
+
+
+def _store_pair_and_direction(st: _Problems, m: int, depth: int) -> torch.Tensor:
+    """For every problem of the batch: store the newest pair ``(s, y)`` where the curvature condition holds (as torch:
+    ``y^T s > 1e-10``, oldest pair dropped when full, ``H = y^T s / y^T y``), then return ``-H g``, the direction of
+    torch's two-loop recursion, in the compact form of Byrd, Nocedal & Schnabel (1994):
+
+        H g = gamma g + S R^-T [(D + gamma Y^T Y) u - gamma Y^T g] - gamma Y u,   u = R^-1 S^T g,
+
+    with the pairs oldest first, ``R`` the upper triangle of ``S^T Y``, ``D`` its diagonal and ``gamma = H``. The
+    two-loop reads and rewrites the whole direction once per stored pair (10 vector passes per pair); here the
+    history is read twice per iteration, once for its products with ``[y, g]`` and once for the combination, in a
+    fixed number of kernels whatever its length. ``S^T Y`` and ``Y^T Y`` are kept up to date in float64, one new
+    column per stored pair. ``depth`` bounds every problem's number of pairs (known on the host: no device sync)."""
+    dtype = st.g.dtype
     y = st.g - st.prev_g
-    s = st.d * st.t.to(st.d.dtype)[:, None]
+    s = st.d * st.t.to(dtype)[:, None]
     ys = _dot(y, s)
-    store = mask & (ys > 1e-10)
-    if not store.any():
-        return
-    idx = torch.nonzero(store).squeeze(1)
-    slot = st.head[idx]
-    st.S[idx, slot] = s[idx]
-    st.Y[idx, slot] = y[idx]
-    st.rho[idx, slot] = 1.0 / ys[idx]
-    st.H[idx] = ys[idx] / _dot(y[idx], y[idx])
-    st.head[idx] = (slot + 1) % m
-    st.count[idx] = torch.clamp(st.count[idx] + 1, max=m)
+    store = ys > 1e-10
+    stored = torch.nonzero(store).squeeze(1)
+    slot = st.head[stored]
+    if stored.numel():
+        st.S[stored, slot] = s[stored]
+        st.Y[stored, slot] = y[stored]
+        st.H[stored] = ys[stored] / _dot(y[stored], y[stored])
+        st.head[stored] = (slot + 1) % m
+        st.count[stored] = torch.clamp(st.count[stored] + 1, max=m)
+    gamma = st.H.double()
+    S, Y = st.S[:, :depth], st.Y[:, :depth]
+    both = torch.stack([y, st.g], dim=1)                  # (B, 2, n); this orientation runs at memory speed
+    s_both = torch.bmm(both, S.transpose(1, 2)).transpose(1, 2).double()       # (B, depth, 2): one pass each
+    y_both = torch.bmm(both, Y.transpose(1, 2)).transpose(1, 2).double()
+    if stored.numel():
+        span = torch.arange(depth, device=slot.device)
+        st.SY[stored[:, None], span[None, :], slot[:, None]] = s_both[stored, :, 0]   # s_i^T y_new
+        st.YY[stored[:, None], span[None, :], slot[:, None]] = y_both[stored, :, 0]   # y_i^T y_new ...
+        st.YY[stored[:, None], slot[:, None], span[None, :]] = y_both[stored, :, 0]   # ... and its transpose
+    ages = torch.arange(depth, device=st.g.device)
+    valid = ages[None, :] < st.count[:, None]                                   # (B, depth), oldest first
+    order = torch.where(valid, (st.head[:, None] - st.count[:, None] + ages[None, :]) % m, ages[None, :])
+    both_valid = (valid[:, :, None] & valid[:, None, :]).double()
+
+    def by_age(products: torch.Tensor) -> torch.Tensor:
+        rows_first = products[:, :depth, :depth].gather(1, order[:, :, None].expand(-1, -1, depth))
+        return rows_first.gather(2, order[:, None, :].expand(-1, depth, -1)) * both_valid
+
+    r = torch.triu(by_age(st.SY)) + torch.diag_embed((~valid).double())      # absent pairs: identity rows
+    yy = by_age(st.YY)
+    sg = s_both[:, :, 1].gather(1, order) * valid
+    yg = y_both[:, :, 1].gather(1, order) * valid
+    u = torch.linalg.solve_triangular(r, sg[:, :, None], upper=True)
+    rhs = torch.diagonal(r, dim1=1, dim2=2)[:, :, None] * valid[:, :, None] * u \
+        + gamma[:, None, None] * (torch.bmm(yy, u) - yg[:, :, None])
+    w = torch.linalg.solve_triangular(r.transpose(1, 2), rhs, upper=False)
+    coef_s = torch.zeros_like(sg).scatter(1, order, w[:, :, 0] * valid)
+    coef_y = torch.zeros_like(sg).scatter(1, order, gamma[:, None] * u[:, :, 0] * valid)
+    direction = torch.baddbmm((-st.H[:, None] * st.g).unsqueeze(1), (-coef_s).to(dtype).unsqueeze(1), S)
+    return torch.baddbmm(direction, coef_y.to(dtype).unsqueeze(1), Y).squeeze(1)
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -189,72 +254,55 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
 
 
-def _two_loop(st: _Problems, m: int, rows: torch.Tensor) -> torch.Tensor:
-    """-H g by the two-loop recursion over each problem's history (newest first, then oldest first); only the
-    problems in mask ``rows`` matter (the others get a meaningless direction)."""
-    q = -st.g
-    if not rows.any():
-        return q
-    heads, counts = st.head[rows], st.count[rows]
-    depth = int(counts.max())
-    if depth == 0:
-        return q * st.H[:, None]
-    if bool((heads == heads[0]).all()) and bool((counts == counts[0]).all()):
-        # the usual lock-step case: every problem stored the same number of pairs, so slots are shared (views)
-        slots = [(int(heads[0]) - 1 - age) % m for age in range(depth)]
-        pairs = [(st.S[:, k], st.Y[:, k], st.rho[:, k]) for k in slots]
-    else:
-        index = torch.arange(q.shape[0], device=q.device)
-        pairs = []
-        for age in range(depth):
-            slot = (st.head - 1 - age) % m
-            rho = torch.where(age < st.count, st.rho[index, slot], 0.0)   # absent pairs have no effect
-            pairs.append((st.S[index, slot], st.Y[index, slot], rho))
-    alphas = []
-    for s, y, rho in pairs:
-        a = _dot(s, q) * rho
-        q = q - a[:, None] * y
-        alphas.append(a)
-    r = q * st.H[:, None]
-    for (s, y, rho), a in zip(reversed(pairs), reversed(alphas)):
-        beta = _dot(y, r) * rho
-        r = r + (a - beta)[:, None] * s
-    return r
-
-
 def _strong_wolfe(fun: Objective, ids, x, t, d, f, g, gtd, max_ls, o: LBFGSOptions):
-    """torch's ``_strong_wolfe`` for many problems at once; returns (f, g, t, evaluations) per problem."""
+    """torch's ``_strong_wolfe`` for many problems at once; returns (f, g, t, evaluations) per problem.
+
+    Full-length vectors are copied only where the algorithm needs them: a problem whose first trial meets the Wolfe
+    conditions (the usual case) returns the gradient of that evaluation as it is; the gradients at the ends of a
+    bracket are kept only for the problems that go on to zoom."""
     n = t.shape[0]
     dtype = x.dtype
     rows = torch.arange(n, device=x.device)
-    d_norm = d.abs().amax(dim=1).double()
+    d_norm = _max_abs(d).double()
 
     f_new, g_new = fun(x + t.to(dtype)[:, None] * d, ids)
     evals = torch.ones(n, dtype=torch.long, device=x.device)
     gtd_new = _dot(g_new, d).double()
     ls_iter = torch.zeros(n, dtype=torch.long, device=x.device)
 
-    def evaluate(mask: torch.Tensor, steps: torch.Tensor) -> None:
-        """Objective at ``x + steps d`` for the problems in ``mask``; counts the evaluation."""
-        nonlocal f_new, g_new, gtd_new
+    def evaluate(mask: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """Objective at ``x + steps d`` for the problems in ``mask`` (returned as indices); counts the evaluation.
+        The rows of the others are left as they are (a finished problem's last evaluation is its result)."""
+        nonlocal f_new, g_new, gtd_new, evals, ls_iter
         idx = torch.nonzero(mask).squeeze(1)
-        value, grad = fun(x[idx] + steps[idx].to(dtype)[:, None] * d[idx], ids[idx])
-        f_new, g_new, gtd_new = f_new.clone(), g_new.clone(), gtd_new.clone()
-        f_new[idx], g_new[idx], gtd_new[idx] = value, grad, _dot(grad, d[idx]).double()
-        evals[idx] += 1
-        ls_iter[idx] += 1
-    t, t_prev, f_prev, g_prev, gtd_prev = t.clone(), torch.zeros_like(t), f.clone(), g.clone(), gtd.clone()
+        if idx.numel() == n:
+            f_new, g_new = fun(x + steps.to(dtype)[:, None] * d, ids)
+            gtd_new = _dot(g_new, d).double()
+        else:
+            value, grad = fun(x[idx] + steps[idx].to(dtype)[:, None] * d[idx], ids[idx])
+            f_new[idx], g_new[idx], gtd_new[idx] = value, grad, _dot(grad, d[idx]).double()
+        evals = evals + mask.long()
+        ls_iter = ls_iter + mask.long()
+        return idx
+    t_prev, f_prev, g_prev, gtd_prev = torch.zeros_like(t), f, g, gtd     # replaced, never changed in place
     b_t = torch.zeros(n, 2, dtype=torch.float64, device=x.device)
     b_f, b_gtd = torch.zeros_like(b_t), torch.zeros_like(b_t)
-    b_g = torch.zeros(n, 2, x.shape[1], dtype=dtype, device=x.device)
+    b_g: torch.Tensor | None = None                                # (n, 2, n_params) once a problem brackets
     phase = torch.zeros(n, dtype=torch.long, device=x.device)     # 0 bracketing, 1 zoom, 2 finished
     done = torch.zeros(n, dtype=torch.bool, device=x.device)
 
-    def set_bracket(mask, t0, f0, g0, gtd0, t1, f1, g1, gtd1):
-        b_t[mask] = torch.stack([t0[mask], t1[mask]], dim=1)
-        b_f[mask] = torch.stack([f0[mask], f1[mask]], dim=1)
-        b_gtd[mask] = torch.stack([gtd0[mask], gtd1[mask]], dim=1)
-        b_g[mask] = torch.stack([g0[mask], g1[mask]], dim=1)
+    def set_bracket(mask, t0, f0, gtd0, t1, f1, gtd1, grads=None):
+        nonlocal b_t, b_f, b_gtd, b_g
+        b_t = torch.where(mask[:, None], torch.stack([t0, t1], dim=1), b_t)
+        b_f = torch.where(mask[:, None], torch.stack([f0, f1], dim=1), b_f)
+        b_gtd = torch.where(mask[:, None], torch.stack([gtd0, gtd1], dim=1), b_gtd)
+        if grads is None:
+            return
+        idx = torch.nonzero(mask).squeeze(1)
+        if idx.numel():
+            if b_g is None:
+                b_g = torch.empty(n, 2, x.shape[1], dtype=dtype, device=x.device)
+            b_g[idx, 0], b_g[idx, 1] = grads[0][idx], grads[1][idx]
 
     while True:
         active = (phase == 0) & (ls_iter < max_ls)
@@ -264,14 +312,16 @@ def _strong_wolfe(fun: Objective, ids, x, t, d, f, g, gtd, max_ls, o: LBFGSOptio
         wolfe = ~armijo & (gtd_new.abs() <= -o.c2 * gtd)
         uphill = ~armijo & ~wolfe & (gtd_new >= 0)
         bracketed = active & (armijo | uphill)
-        set_bracket(bracketed, t_prev, f_prev, g_prev, gtd_prev, t, f_new, g_new, gtd_new)
-        phase[bracketed] = 1
-        found = active & wolfe
-        set_bracket(found, t, f_new, g_new, gtd_new, t, f_new, g_new, gtd_new)
-        phase[found], done[found] = 2, True
         extend = active & ~armijo & ~wolfe & ~uphill
-        if not extend.any():
-            continue
+        any_bracketed, any_extend = torch.stack([bracketed.any(), extend.any()]).tolist()   # one host sync
+        if any_bracketed:
+            set_bracket(bracketed, t_prev, f_prev, gtd_prev, t, f_new, gtd_new, grads=(g_prev, g_new))
+        found = active & wolfe
+        set_bracket(found, t, f_new, gtd_new, t, f_new, gtd_new)   # its gradient stays in g_new
+        phase = torch.where(bracketed, 1, torch.where(found, 2, phase))
+        done = done | found
+        if not any_extend:           # nobody is left bracketing
+            break
         new_t = _cubic(t_prev, f_prev, gtd_prev, t, f_new, gtd_new, t + 0.01 * (t - t_prev), t * 10)
         t_prev = torch.where(extend, t, t_prev)
         f_prev = torch.where(extend, f_new, f_prev)
@@ -281,8 +331,11 @@ def _strong_wolfe(fun: Objective, ids, x, t, d, f, g, gtd, max_ls, o: LBFGSOptio
         evaluate(extend, t)
 
     exhausted = phase == 0                                  # bracket [0, t] after max_ls extensions
-    set_bracket(exhausted, torch.zeros_like(t), f, g, gtd, t, f_new, g_new, gtd_new)
-    phase[exhausted] = 1
+    any_exhausted, any_zoom = torch.stack([exhausted.any(), (phase == 1).any()]).tolist()
+    if not (any_exhausted or any_zoom):                     # the usual case: every problem found its step
+        return b_f[:, 0], g_new, b_t[:, 0], evals
+    set_bracket(exhausted, torch.zeros_like(t), f, gtd, t, f_new, gtd_new, grads=(g, g_new))
+    phase = torch.where(exhausted, 1, phase)
     low = (b_f[:, 0] > b_f[:, 1]).long()
     insufficient = torch.zeros(n, dtype=torch.bool, device=x.device)
     while True:
@@ -300,21 +353,29 @@ def _strong_wolfe(fun: Objective, ids, x, t, d, f, g, gtd, max_ls, o: LBFGSOptio
         trial = torch.where(move, moved, trial)
         insufficient = torch.where(active, near & ~move, insufficient)
         t = torch.where(active, trial, t)
-        evaluate(active, t)
+        idx = evaluate(active, t)
         high = 1 - low
+        at_high = torch.nn.functional.one_hot(high, 2).bool()              # (n, 2): which end is high / low
         f_low = b_f[rows, low]
         worse = active & ((f_new > f + o.c1 * t * gtd) | (f_new >= f_low))
         better = active & ~worse
-        w = torch.nonzero(worse).squeeze(1)
-        b_t[w, high[w]], b_f[w, high[w]], b_gtd[w, high[w]] = t[w], f_new[w], gtd_new[w]
-        b_g[w, high[w]] = g_new[w]
+        wolfe = gtd_new.abs() <= -o.c2 * gtd
+        done = done | (better & wolfe)
+        swap = better & ~wolfe & (gtd_new * (b_t[rows, high] - b_t[rows, low]) >= 0)
+        new_high, swap_high, new_low = worse[:, None] & at_high, swap[:, None] & at_high, better[:, None] & ~at_high
+        ends = []
+        for end, point in ((b_t, t), (b_f, f_new), (b_gtd, gtd_new)):
+            end = torch.where(new_high, point[:, None], end)              # worse: the trial replaces the high end
+            end = torch.where(swap_high, end[rows, low][:, None], end)     # swap: the low end becomes the high end
+            ends.append(torch.where(new_low, point[:, None], end))         # better: the trial becomes the low end
+        b_t, b_f, b_gtd = ends
         low = torch.where(worse, (b_f[:, 0] > b_f[:, 1]).long(), low)
-        done = done | (better & (gtd_new.abs() <= -o.c2 * gtd))
-        swap = better & ~(gtd_new.abs() <= -o.c2 * gtd) & (gtd_new * (b_t[rows, high] - b_t[rows, low]) >= 0)
-        s = torch.nonzero(swap).squeeze(1)
-        b_t[s, high[s]], b_f[s, high[s]], b_gtd[s, high[s]] = b_t[s, low[s]], b_f[s, low[s]], b_gtd[s, low[s]]
-        b_g[s, high[s]] = b_g[s, low[s]]
-        b = torch.nonzero(better).squeeze(1)
-        b_t[b, low[b]], b_f[b, low[b]], b_gtd[b, low[b]] = t[b], f_new[b], gtd_new[b]
-        b_g[b, low[b]] = g_new[b]
-    return b_f[rows, low], b_g[rows, low], b_t[rows, low], evals
+        sub, grad = b_g[idx], g_new[idx][:, None, :]                       # gradients: the evaluated rows only
+        sub = torch.where(new_high[idx][:, :, None], grad, sub)
+        sub = torch.where(swap_high[idx][:, :, None], sub[torch.arange(idx.numel(), device=idx.device),
+                                                         1 - high[idx]][:, None, :], sub)
+        b_g[idx] = torch.where(new_low[idx][:, :, None], grad, sub)
+    zoomed = torch.nonzero(phase == 1).squeeze(1)
+    if zoomed.numel():
+        g_new[zoomed] = b_g[zoomed, low[zoomed]]
+    return b_f[rows, low], g_new, b_t[rows, low], evals

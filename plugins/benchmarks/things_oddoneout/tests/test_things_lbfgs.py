@@ -95,3 +95,72 @@ def test_fitted_probe_finds_the_planted_dimensions(planted):
             weights = params[0].abs()
             assert weights[3:].max() < weights[:3].min()           # loud irrelevant dimensions are turned down
     assert accuracy["diagonal"] > accuracy["zero_shot"] + 0.05
+
+
+@pytest.mark.parametrize("history", [1, 3])
+def test_short_history_wraps_like_torch_lbfgs(planted, history):
+    """A history shorter than the run: pairs are dropped oldest first, and the compact-form direction still
+    equals torch's two-loop recursion step for step."""
+    from cortexbench.plugins.benchmarks.things_oddoneout.lbfgs import LBFGSOptions
+
+    features, sets = planted
+    transform = Transform.make("full", P)
+    objective = TripletObjective(features, transform)
+    data = TripletBatch.stack(sets, torch.float64, "cpu")
+    options = LBFGSOptions(history_size=history, max_epochs=4)
+    ids, lams = torch.tensor([0, 1]), torch.tensor([1e-5, 1e-1], dtype=torch.float64)
+    result = minimize(lambda x, b: objective.value_and_grad(x, data, ids[b], lams[b]),
+                      transform.initial(2, torch.float64, "cpu"), options)
+    assert int(result.iterations.min()) > 2 * history                 # the ring buffer wrapped
+    for b in range(2):
+        x, steps = fit_one(objective, data, int(ids[b]), float(lams[b]), options)
+        torch.testing.assert_close(result.x[b], x, rtol=1e-7, atol=1e-9)
+        assert int(result.epochs[b]) == steps
+
+
+def test_batched_line_search_equals_torch_strong_wolfe_in_every_branch():
+    """Many line searches at once (steps from far too short to far too long, on smooth non-convex functions, so
+    that extension, bracketing, zoom, end swaps and exhaustion all occur) return what torch's own
+    ``_strong_wolfe`` returns for each of them: loss, gradient, step and evaluations."""
+    from torch.optim.lbfgs import _strong_wolfe as torch_strong_wolfe
+
+    from cortexbench.plugins.benchmarks.things_oddoneout.lbfgs import LBFGSOptions, _strong_wolfe
+
+    rng = np.random.default_rng(3)
+    n, dim = 400, 4
+    centre = torch.tensor(rng.normal(size=(n, dim)))
+    scale = torch.tensor(rng.uniform(0.2, 5.0, size=(n, dim)))
+    wiggle = torch.tensor(rng.uniform(0.0, 20.0, size=n))
+
+    def value(x, rows):               # bowl + ripples: several local minima along most lines
+        z = x - centre[rows]
+        return (scale[rows] * z ** 2).sum(1) + wiggle[rows] * torch.sin(5 * z).sum(1)
+
+    def fun(x, rows):
+        x = x.detach().requires_grad_(True)
+        f = value(x, rows)
+        (g,) = torch.autograd.grad(f.sum(), x)
+        return f.detach(), g
+
+    x = torch.tensor(rng.normal(size=(n, dim)))
+    rows = torch.arange(n)
+    f, g = fun(x, rows)
+    d = -g * torch.tensor(rng.uniform(0.5, 2.0, size=(n, 1)))
+    gtd = (g * d).sum(1)
+    t = torch.tensor(10.0 ** rng.uniform(-4, 1.5, size=n))
+    options = LBFGSOptions(c2=0.1)                                      # a strict curvature test: long zooms
+    max_ls = torch.full((n,), 25, dtype=torch.long)
+    max_ls[::7] = 2                                                     # some run out of evaluations
+    f_b, g_b, t_b, evals_b = _strong_wolfe(fun, rows, x, t, d, f, g, gtd, max_ls, options)
+    for b in range(n):
+        def obj(x_b, step, d_b, b=b):
+            value_b, grad_b = fun((x_b + step * d_b)[None], rows[b:b + 1])
+            return float(value_b[0]), grad_b[0]
+        f_t, g_t, t_t, evals_t = torch_strong_wolfe(obj, x[b], float(t[b]), d[b], float(f[b]), g[b], gtd[b],
+                                                    c1=options.c1, c2=options.c2,
+                                                    tolerance_change=options.line_search_tolerance,
+                                                    max_ls=int(max_ls[b]))
+        assert float(f_b[b]) == pytest.approx(float(f_t), rel=1e-9, abs=1e-9)
+        torch.testing.assert_close(g_b[b], g_t, rtol=1e-9, atol=1e-9)
+        assert float(t_b[b]) == pytest.approx(float(t_t), rel=1e-9, abs=1e-12)
+        assert int(evals_b[b]) == evals_t
