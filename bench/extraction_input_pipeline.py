@@ -81,20 +81,39 @@ def main() -> None:
             encoded_set = _InputDataset(stimuli, model.preprocessing, model.video, None, encoded=True)
             loader = torch.utils.data.DataLoader(encoded_set, batch_size=args.batch_size, num_workers=workers,
                                                  prefetch_factor=4 if workers else None, collate_fn=EncodedBatch.collate)
-            for name, batches in (("serial", loader), ("prefetch thread", None)):
-                if batches is None:
-                    from cortexbench.extraction import _prefetch_on_device
+            routes = ["device"]
+            try:
+                from cortexbench.extraction import _decode_nvjpg, nvjpg_decoder
 
-                    batches = _prefetch_on_device(loader, lambda b: model.prepare(b, args.device), args.device)
-                    step = lambda b: b  # noqa: E731
-                else:
-                    step = lambda b: model.prepare(b, args.device)  # noqa: E731
+                nvjpg_decoder(args.device)
+                routes.append("nvjpg")
+                batch = EncodedBatch.collate(blobs[:args.batch_size])
+                _decode_nvjpg(batch, args.device)
                 torch.cuda.synchronize()
-                start, count = time.perf_counter(), 0
-                for batch in batches:
-                    count += len(step(batch))
+                start = time.perf_counter()
+                for _ in range(4):
+                    _decode_nvjpg(batch, args.device)
                 torch.cuda.synchronize()
-                print(f"device route input only, {name:15}", rate(count, time.perf_counter() - start))
+                print("nvImageCodec decode, NVJPG engines", rate(4 * len(batch), time.perf_counter() - start))
+            except Exception as err:  # noqa: BLE001 - reported; the other stages still run
+                print(f"decode='nvjpg' not measured: {err}")
+            for route in routes:
+                model.decode = route
+                for name, batches in (("serial", loader), ("prefetch thread", None)):
+                    if batches is None:
+                        from cortexbench.extraction import _prefetch_on_device
+
+                        batches = _prefetch_on_device(loader, lambda b: model.prepare(b, args.device), args.device)
+                        step = lambda b: b  # noqa: E731
+                    else:
+                        step = lambda b: model.prepare(b, args.device)  # noqa: E731
+                    torch.cuda.synchronize()
+                    start, count = time.perf_counter(), 0
+                    for batch in batches:
+                        count += len(step(batch))
+                    torch.cuda.synchronize()
+                    print(f"{route} route input only, {name:15}", rate(count, time.perf_counter() - start))
+            model.decode = "workers"
 
 
 if __name__ == "__main__":

@@ -34,11 +34,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import DataError, InputError
 from .interfaces import ActivationBatch, Layer
 from .pooling import average_frames, pool
 from .stimuli import StimulusSet
 from .video import VideoSampling, decode_video
+
+#: How images reach the network: Pillow in DataLoader workers; or the files' bytes, decoded where the network runs by
+#: torchvision (``device``: nvJPEG on CUDA cores, libjpeg-turbo on the CPU) or by nvImageCodec on the GPU's hardware
+#: JPEG engines (``nvjpg``: the NVJPG units of A100/H100-class GPUs, beside the CUDA cores the network uses).
+DECODE_ROUTES = ("workers", "device", "nvjpg")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -192,6 +197,64 @@ class EncodedBatch:
         """One contiguous uint8 view per file (no copies), as ``decode_jpeg`` takes them."""
         return list(torch.split(torch.from_numpy(self.data), self.sizes.tolist()))
 
+    def arrays(self) -> list[np.ndarray]:
+        """One contiguous uint8 numpy view per file (no copies), as nvImageCodec takes them."""
+        return np.split(self.data, np.cumsum(self.sizes)[:-1])
+
+
+@functools.lru_cache(maxsize=None)
+def _nvimgcodec_decoder(device_index: int) -> tuple[Any, Any]:
+    """An nvImageCodec decoder on the hardware JPEG engines of GPU ``device_index`` (its CUDA decoder takes the files
+    the engines cannot, e.g. progressive JPEGs), and decode parameters matching the other routes: RGB, 8 bits,
+    EXIF orientation not applied (neither Pillow nor torchvision applies it). One per device, reused."""
+    try:
+        from nvidia import nvimgcodec
+    except ImportError as err:
+        raise InputError("decode='nvjpg' needs NVIDIA nvImageCodec: pip install 'cortexbench[nvjpg]' (the wheel "
+                         "nvidia-nvimgcodec-cu13), or use decode='device' or decode='workers'") from err
+    backends = [nvimgcodec.Backend(nvimgcodec.BackendKind.HW_GPU_ONLY),
+                nvimgcodec.Backend(nvimgcodec.BackendKind.GPU_ONLY)]
+    decoder = nvimgcodec.Decoder(device_id=device_index, backends=backends)
+    params = nvimgcodec.DecodeParams(apply_exif_orientation=False, color_spec=nvimgcodec.ColorSpec.SRGB,
+                                     sample_format=nvimgcodec.SampleFormat.I_RGB)
+    return decoder, params
+
+
+def nvjpg_decoder(device: str) -> tuple[Any, Any]:
+    """The (decoder, parameters) of ``decode="nvjpg"`` for ``device``; clear errors off CUDA or without the wheel.
+    Tests replace this function to run the route's hand-over on the CPU with a software decoder."""
+    if not str(device).startswith("cuda") or not torch.cuda.is_available():
+        raise InputError(f"decode='nvjpg' decodes on a CUDA GPU's hardware JPEG engines, but the device is "
+                         f"{device!r}; use decode='device' or decode='workers' there")
+    index = torch.device(device).index
+    return _nvimgcodec_decoder(torch.cuda.current_device() if index is None else index)
+
+
+def _decode_nvjpg(batch: EncodedBatch | list[torch.Tensor], device: str) -> list[torch.Tensor]:
+    """JPEG files -> uint8 ``(3, H, W)`` tensors on ``device`` by nvImageCodec, ordered on the current stream."""
+    decoder, params = nvjpg_decoder(device)
+    sources = batch.arrays() if isinstance(batch, EncodedBatch) else [t.numpy() for t in batch]
+    stream = torch.cuda.current_stream(device).cuda_stream if str(device).startswith("cuda") else 0
+    # decode into the previous batch's images: no device allocation or release per batch (a release synchronizes
+    # the whole device, which would make the decoder wait behind every queued forward pass). Safe on one stream:
+    # the previous batch was resized (copied) on this stream before these writes are queued.
+    previous = _NVJPG_IMAGES.pop(id(decoder), None)
+    if previous is not None and len(previous) == len(sources):
+        decoded = decoder.decode(sources, images=previous, params=params, cuda_stream=stream)
+    else:
+        decoded = decoder.decode(sources, params=params, cuda_stream=stream)
+    failed = [i for i, image in enumerate(decoded) if image is None]
+    if failed:
+        raise DataError(f"nvImageCodec could not decode {len(failed)} of the {len(decoded)} JPEG files of a batch "
+                        f"(first at position {failed[0]} of the batch); use decode='device' or decode='workers'")
+    _NVJPG_IMAGES[id(decoder)] = decoded
+    # zero-copy views (the tensor keeps the decoded image alive); HWC -> CHW as torchvision decodes
+    return [torch.as_tensor(image, device=device).permute(2, 0, 1) for image in decoded]
+
+
+#: The last batch of decoded images per decoder, reused as the next batch's output buffers.
+_NVJPG_IMAGES: dict[int, list[Any]] = {}
+
 
 class _InputDataset(torch.utils.data.Dataset):
     """Stimulus ``i`` as the network's input, built in a worker process.
@@ -249,8 +312,9 @@ class TorchImageModel:
     (e.g. a Hugging Face image processor); by default workers resize and crop and the device normalizes.
     Video clips are sampled as ``video`` says (Höfling et al.: 4 fps, 256 x 256, 12 frames).
     ``decode="device"`` has the workers only read JPEG files and decodes and resizes them on the extraction
-    device with torchvision (nvJPEG on CUDA), for when CPU decoding cannot keep up with the GPU; its pixels differ
-    slightly from Pillow's, so it is part of the fingerprint.
+    device with torchvision (nvJPEG on CUDA), for when CPU decoding cannot keep up with the GPU; ``decode="nvjpg"``
+    decodes them on the GPU's hardware JPEG engines with nvImageCodec (optional dependency), leaving the CUDA cores
+    to the network. Their pixels differ slightly from Pillow's, so the route is part of the fingerprint.
     """
 
     identifier: str
@@ -297,11 +361,14 @@ class TorchImageModel:
     def prepare(self, batch: torch.Tensor | EncodedBatch | list[torch.Tensor], device: str) -> torch.Tensor:
         """A collated batch on ``device`` as the network's float input (encoded files: decoded there first)."""
         if isinstance(batch, (EncodedBatch, list)):  # encoded files: decode where the network runs
-            encoded = batch.tensors() if isinstance(batch, EncodedBatch) else batch
-            with _quiet_torchvision_io():
-                from torchvision.io import ImageReadMode, decode_jpeg
+            if self.decode == "nvjpg":
+                images = _decode_nvjpg(batch, device)
+            else:
+                encoded = batch.tensors() if isinstance(batch, EncodedBatch) else batch
+                with _quiet_torchvision_io():
+                    from torchvision.io import ImageReadMode, decode_jpeg
 
-                images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
+                    images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
             batch = self.preprocessing.resize_tensors(images).permute(0, 2, 3, 1)
         batch = batch.to(device, non_blocking=True)
         if batch.dtype == torch.uint8:
@@ -349,21 +416,22 @@ class TorchImageModel:
                 handle.remove()
         return outputs
 
-    def _check_decode(self, stimuli: StimulusSet) -> bool:
-        """Whether images go to the device still encoded; ``decode="device"`` needs JPEG files."""
+    def _check_decode(self, stimuli: StimulusSet, device: str) -> bool:
+        """Whether images go to the device still encoded; the encoded routes need JPEG files (and ``nvjpg`` a
+        CUDA device with nvImageCodec)."""
+        if self.decode not in DECODE_ROUTES:
+            raise InputError(f"decode must be one of {DECODE_ROUTES}, got {self.decode!r}")
         if self.decode == "workers" or stimuli.modality != "image":
-            if self.decode not in ("workers", "device"):
-                raise InputError(f"decode must be 'workers' or 'device', got {self.decode!r}")
             return False
-        if self.decode != "device":
-            raise InputError(f"decode must be 'workers' or 'device', got {self.decode!r}")
         if self.transform is not None:
             raise InputError(f"model {self.identifier!r} brings its own image transform; use decode='workers'")
         bad = [str(item) for item in stimuli.items
                if not isinstance(item, os.PathLike) or str(item).lower().rsplit(".", 1)[-1] not in ("jpg", "jpeg")]
         if bad:
-            raise InputError(f"decode='device' reads JPEG files only; stimulus set {stimuli.identifier!r} has "
-                             f"{len(bad)} other stimuli (e.g. {bad[0][:80]}); use decode='workers'")
+            raise InputError(f"decode={self.decode!r} reads JPEG files only; stimulus set {stimuli.identifier!r} "
+                             f"has {len(bad)} other stimuli (e.g. {bad[0][:80]}); use decode='workers'")
+        if self.decode == "nvjpg":
+            nvjpg_decoder(device)       # fails early and clearly: no CUDA device, or no nvImageCodec
         return True
 
     # --- extraction --------------------------------------------------------------------------------------
@@ -380,7 +448,7 @@ class TorchImageModel:
         per_batch = max(1, batch_size // n_frames)  # batch_size counts images (frames) per forward pass
         cuda = device.startswith("cuda")
         workers = default_workers(device) if self.num_workers is None else self.num_workers
-        encoded = self._check_decode(stimuli)
+        encoded = self._check_decode(stimuli, device)
         loader = torch.utils.data.DataLoader(
             _InputDataset(stimuli, self.preprocessing, self.video, self.transform, encoded), batch_size=per_batch,
             shuffle=False, num_workers=workers, pin_memory=cuda and not encoded,
@@ -399,18 +467,23 @@ class TorchImageModel:
             return pooled
 
         batches = loader
+        # the network runs on a stream of its own: a library that queues work on the legacy default stream (as
+        # nvImageCodec does) would otherwise wait behind every queued forward pass instead of running beside it
+        network_stream = torch.cuda.Stream(device=device) if cuda else None
         if encoded and cuda:  # decode batch k + 1 on a side stream while the network runs batch k
-            batches = _prefetch_on_device(loader, lambda batch: self.prepare(batch, device), device)
+            batches = _prefetch_on_device(loader, lambda batch: self.prepare(batch, device), device,
+                                          consumer=network_stream)
         with torch.inference_mode(), autocast:
-            yield from stream_to_host(batches, compute, list(layers), device)
+            yield from stream_to_host(batches, compute, list(layers), device, stream=network_stream)
 
 
 def _prefetch_on_device(batches: Iterable[Any], prepare: Callable[[Any], torch.Tensor], device: str,
-                        depth: int = 2) -> Iterator[torch.Tensor]:
+                        depth: int = 2, consumer: torch.cuda.Stream | None = None) -> Iterator[torch.Tensor]:
     """Run ``prepare`` (decode + resize on the GPU) in a thread on its own CUDA stream, ``depth`` batches ahead.
 
-    The consumer's stream waits on each batch's event, so the network never reads a half-decoded batch, and
-    ``record_stream`` keeps the caching allocator from reusing its memory while the network still reads it.
+    The consumer's stream (``consumer``, default: the current one) waits on each batch's event, so the network
+    never reads a half-decoded batch, and ``record_stream`` keeps the caching allocator from reusing its memory
+    while the network still reads it.
     """
     stream = torch.cuda.Stream(device=device)
     ready: queue.Queue = queue.Queue(maxsize=depth)
@@ -440,7 +513,7 @@ def _prefetch_on_device(batches: Iterable[Any], prepare: Callable[[Any], torch.T
                 return
             if isinstance(item, BaseException):
                 raise item
-            current = torch.cuda.current_stream(device)
+            current = consumer if consumer is not None else torch.cuda.current_stream(device)
             current.wait_event(event)
             item.record_stream(current)
             yield item
@@ -461,25 +534,28 @@ def require_modality(model, stimuli: StimulusSet) -> None:
 
 
 def stream_to_host(batches: Iterable[Any], compute: Callable[[Any], Mapping[str, torch.Tensor]],
-                   layers: Sequence[str], device: str) -> Iterator[ActivationBatch]:
-    """Run ``compute`` on each batch and yield host copies, one batch behind on CUDA (see the module docstring)."""
+                   layers: Sequence[str], device: str, stream: torch.cuda.Stream | None = None
+                   ) -> Iterator[ActivationBatch]:
+    """Run ``compute`` on each batch (on CUDA ``stream`` if given) and yield host copies, one batch behind on CUDA
+    (see the module docstring)."""
     cuda = device.startswith("cuda")
     pending = None
     start = 0
     for batch in batches:
-        pooled = compute(batch)
-        parts = [pooled[name] for name in layers]
-        rows = parts[0].shape[0]
-        parts = [p.reshape(rows, -1).float() for p in parts]
-        widths = [p.shape[1] for p in parts]
-        flat = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
-        if cuda:
-            host = torch.empty(flat.shape, dtype=torch.float32, pin_memory=True)
-            host.copy_(flat, non_blocking=True)
-            ready = torch.cuda.Event()
-            ready.record()
-        else:
-            host, ready = flat.contiguous(), None
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            pooled = compute(batch)
+            parts = [pooled[name] for name in layers]
+            rows = parts[0].shape[0]
+            parts = [p.reshape(rows, -1).float() for p in parts]
+            widths = [p.shape[1] for p in parts]
+            flat = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+            if cuda:
+                host = torch.empty(flat.shape, dtype=torch.float32, pin_memory=True)
+                host.copy_(flat, non_blocking=True)
+                ready = torch.cuda.Event()
+                ready.record()
+            else:
+                host, ready = flat.contiguous(), None
         if pending is not None:
             yield _finish(*pending, layers)
         pending = (start, host, ready, widths)

@@ -205,3 +205,63 @@ def test_matrix_resize_equals_torch_antialiased_interpolation(prep):
         difference = (got.int() - ref.round().clamp(0, 255).int()).abs()
         assert got.shape == (3, 3, prep.input_size, prep.input_size)
         assert difference.max() <= 1 and (difference > 0).float().mean() < 1e-4   # float32 rounding at .5 only
+
+
+class _SoftwareJPEGDecoder:
+    """Stands in for nvImageCodec on the CPU: the same call (a batch of encoded numpy buffers, parameters, a CUDA
+    stream handle) and the same result (one ``(H, W, 3)`` uint8 array per file, None where a file fails)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def decode(self, sources, images=None, params=None, cuda_stream=0):
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        self.calls.append((len(sources), params, cuda_stream, images is not None))
+        out = []
+        for source in sources:
+            assert isinstance(source, np.ndarray) and source.dtype == np.uint8
+            try:
+                out.append(decode_jpeg(torch.from_numpy(source.copy()), mode=ImageReadMode.RGB).permute(1, 2, 0)
+                           .numpy())
+            except RuntimeError:
+                out.append(None)
+        return out
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_hardware_decode_route_hands_over_like_the_device_route(tmp_path, monkeypatch):
+    """decode='nvjpg' with a software decoder behind nvImageCodec's interface gives exactly the activations of
+    decode='device' (same JPEG decoder, same resize), in file order across batches of mixed sizes; its own
+    fingerprint; clear errors off CUDA, for a file the decoder cannot read, and for an unknown route."""
+    from PIL import Image
+
+    from cortexbench import extraction
+    from cortexbench.errors import DataError
+
+    rng = np.random.default_rng(5)
+    paths = []
+    for i, shape in enumerate([(60, 80), (45, 50), (60, 80), (70, 40), (45, 50)]):
+        small = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
+        path = tmp_path / f"img{i}.jpg"
+        Image.fromarray(small).resize(shape[::-1], Image.BICUBIC).save(path, quality=90)
+        paths.append(path)
+    stimuli = StimulusSet.from_files("jpegs", paths)
+    device_route, hardware = tiny_model(decode="device"), tiny_model(decode="nvjpg")
+    assert hardware.fingerprint()["decode"] == "nvjpg" != device_route.fingerprint()["decode"]
+    with pytest.raises(InputError, match="CUDA GPU's hardware JPEG engines.*decode='device'"):
+        extract_all(hardware, stimuli, ["2"])                          # this machine: the CPU
+    fake = _SoftwareJPEGDecoder()
+    monkeypatch.setattr(extraction, "nvjpg_decoder", lambda device: (fake, "params"))
+    expected = extract_all(device_route, stimuli, ["0", "2"], batch_size=2)
+    got = extract_all(hardware, stimuli, ["0", "2"], batch_size=2)
+    for layer in ("0", "2"):
+        np.testing.assert_array_equal(got[layer], expected[layer])
+    assert [c[0] for c in fake.calls] == [2, 2, 1] and all(c[1:3] == ("params", 0) for c in fake.calls)
+    assert [c[3] for c in fake.calls] == [False, True, False]   # a batch of the same size reuses the last images
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(paths[0].read_bytes()[:40])
+    with pytest.raises(DataError, match="could not decode 1 of the 2 JPEG files"):
+        extract_all(hardware, StimulusSet.from_files("broken", [paths[1], broken]), ["2"])
+    with pytest.raises(InputError, match="decode must be one of"):
+        extract_all(tiny_model(decode="gpu"), stimuli, ["2"])
