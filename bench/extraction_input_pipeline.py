@@ -108,11 +108,16 @@ def main() -> None:
                     else:
                         step = lambda b: model.prepare(b, args.device)  # noqa: E731
                     torch.cuda.synchronize()
-                    start, count = time.perf_counter(), 0
+                    start, count, first = time.perf_counter(), 0, None
                     for batch in batches:
                         count += len(step(batch))
+                        if first is None:  # steady state: the clock restarts once the workers are up
+                            torch.cuda.synchronize()
+                            first, count = time.perf_counter(), 0
                     torch.cuda.synchronize()
-                    print(f"{route} route input only, {name:15}", rate(count, time.perf_counter() - start))
+                    end = time.perf_counter()
+                    print(f"{route} route input only, {name:15}", rate(count, end - first),
+                          f"after a first batch at {first - start:.2f} s")
             model.decode = "workers"
 
 

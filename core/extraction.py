@@ -203,29 +203,41 @@ class EncodedBatch:
 
 
 @functools.lru_cache(maxsize=None)
-def _nvimgcodec_decoder(device_index: int) -> tuple[Any, Any]:
-    """An nvImageCodec decoder on the hardware JPEG engines of GPU ``device_index`` (its CUDA decoder takes the files
-    the engines cannot, e.g. progressive JPEGs), and decode parameters matching the other routes: RGB, 8 bits,
-    EXIF orientation not applied (neither Pillow nor torchvision applies it). One per device, reused."""
+def _nvimgcodec_decoder(device_index: int | None) -> tuple[Any, Any]:
+    """An nvImageCodec decoder and decode parameters matching the other routes: RGB, 8 bits, EXIF orientation not
+    applied (neither Pillow nor torchvision applies it). On GPU ``device_index`` it decodes on the hardware JPEG
+    engines (its CUDA decoder takes the files the engines cannot, e.g. progressive JPEGs); with ``None`` on
+    nvImageCodec's CPU backend (libjpeg-turbo), which needs no CUDA driver, so the same library and hand-over run
+    on any machine. One per device, reused."""
     try:
         from nvidia import nvimgcodec
     except ImportError as err:
         raise InputError("decode='nvjpg' needs NVIDIA nvImageCodec: pip install 'cortexbench[nvjpg]' (the wheel "
                          "nvidia-nvimgcodec-cu13), or use decode='device' or decode='workers'") from err
-    backends = [nvimgcodec.Backend(nvimgcodec.BackendKind.HW_GPU_ONLY),
-                nvimgcodec.Backend(nvimgcodec.BackendKind.GPU_ONLY)]
-    decoder = nvimgcodec.Decoder(device_id=device_index, backends=backends)
+    if device_index is None:
+        decoder = nvimgcodec.Decoder(device_id=nvimgcodec.NVIMGCODEC_DEVICE_CPU_ONLY,
+                                     backends=[nvimgcodec.Backend(nvimgcodec.BackendKind.CPU_ONLY)])
+    else:
+        backends = [nvimgcodec.Backend(nvimgcodec.BackendKind.HW_GPU_ONLY),
+                    nvimgcodec.Backend(nvimgcodec.BackendKind.GPU_ONLY)]
+        decoder = nvimgcodec.Decoder(device_id=device_index, backends=backends)
     params = nvimgcodec.DecodeParams(apply_exif_orientation=False, color_spec=nvimgcodec.ColorSpec.SRGB,
                                      sample_format=nvimgcodec.SampleFormat.I_RGB)
     return decoder, params
 
 
 def nvjpg_decoder(device: str) -> tuple[Any, Any]:
-    """The (decoder, parameters) of ``decode="nvjpg"`` for ``device``; clear errors off CUDA or without the wheel.
-    Tests replace this function to run the route's hand-over on the CPU with a software decoder."""
-    if not str(device).startswith("cuda") or not torch.cuda.is_available():
-        raise InputError(f"decode='nvjpg' decodes on a CUDA GPU's hardware JPEG engines, but the device is "
-                         f"{device!r}; use decode='device' or decode='workers' there")
+    """The (decoder, parameters) of ``decode="nvjpg"`` for ``device``: the GPU's hardware JPEG engines on CUDA,
+    nvImageCodec's CPU backend on the CPU; clear errors elsewhere or without the wheel.
+    Tests replace this function to run the route's hand-over with a decoder of their own."""
+    device = str(device)
+    if device == "cpu":
+        return _nvimgcodec_decoder(None)
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        raise InputError(f"decode='nvjpg' decodes with nvImageCodec on a CUDA GPU's hardware JPEG engines (or on "
+                         f"the CPU), but the device is {device!r} and CUDA is "
+                         f"{'available' if torch.cuda.is_available() else 'not available'}; use device 'cuda' or "
+                         "'cpu', or decode='device' or decode='workers'")
     index = torch.device(device).index
     return _nvimgcodec_decoder(torch.cuda.current_device() if index is None else index)
 
@@ -234,12 +246,13 @@ def _decode_nvjpg(batch: EncodedBatch | list[torch.Tensor], device: str) -> list
     """JPEG files -> uint8 ``(3, H, W)`` tensors on ``device`` by nvImageCodec, ordered on the current stream."""
     decoder, params = nvjpg_decoder(device)
     sources = batch.arrays() if isinstance(batch, EncodedBatch) else [t.numpy() for t in batch]
-    stream = torch.cuda.current_stream(device).cuda_stream if str(device).startswith("cuda") else 0
+    cuda = str(device).startswith("cuda")
+    stream = torch.cuda.current_stream(device).cuda_stream if cuda else 0
     # decode into the previous batch's images: no device allocation or release per batch (a release synchronizes
     # the whole device, which would make the decoder wait behind every queued forward pass). Safe on one stream:
     # the previous batch was resized (copied) on this stream before these writes are queued.
-    previous = _NVJPG_IMAGES.pop(id(decoder), None)
-    if previous is not None and len(previous) == len(sources):
+    owner, previous = _NVJPG_IMAGES.pop(id(decoder), (None, None))
+    if owner is decoder and len(previous) == len(sources):
         decoded = decoder.decode(sources, images=previous, params=params, cuda_stream=stream)
     else:
         decoded = decoder.decode(sources, params=params, cuda_stream=stream)
@@ -247,13 +260,16 @@ def _decode_nvjpg(batch: EncodedBatch | list[torch.Tensor], device: str) -> list
     if failed:
         raise DataError(f"nvImageCodec could not decode {len(failed)} of the {len(decoded)} JPEG files of a batch "
                         f"(first at position {failed[0]} of the batch); use decode='device' or decode='workers'")
-    _NVJPG_IMAGES[id(decoder)] = decoded
+    _NVJPG_IMAGES[id(decoder)] = (decoder, decoded)
+    if not cuda:  # host images: numpy's array interface is a zero-copy view (torch's DLPack path would ask CUDA)
+        return [torch.from_numpy(np.asarray(image)).permute(2, 0, 1) for image in decoded]
     # zero-copy views (the tensor keeps the decoded image alive); HWC -> CHW as torchvision decodes
     return [torch.as_tensor(image, device=device).permute(2, 0, 1) for image in decoded]
 
 
-#: The last batch of decoded images per decoder, reused as the next batch's output buffers.
-_NVJPG_IMAGES: dict[int, list[Any]] = {}
+#: The last batch of decoded images per decoder (held with it, so a new decoder never takes an old one's id), reused
+#: as the next batch's output buffers.
+_NVJPG_IMAGES: dict[int, tuple[Any, list[Any]]] = {}
 
 
 class _InputDataset(torch.utils.data.Dataset):
@@ -314,7 +330,8 @@ class TorchImageModel:
     ``decode="device"`` has the workers only read JPEG files and decodes and resizes them on the extraction
     device with torchvision (nvJPEG on CUDA), for when CPU decoding cannot keep up with the GPU; ``decode="nvjpg"``
     decodes them on the GPU's hardware JPEG engines with nvImageCodec (optional dependency), leaving the CUDA cores
-    to the network. Their pixels differ slightly from Pillow's, so the route is part of the fingerprint.
+    to the network (on the CPU, nvImageCodec's CPU backend decodes them). Their pixels differ slightly from Pillow's,
+    so the route is part of the fingerprint.
     """
 
     identifier: str

@@ -229,28 +229,34 @@ class _SoftwareJPEGDecoder:
         return out
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_hardware_decode_route_hands_over_like_the_device_route(tmp_path, monkeypatch):
-    """decode='nvjpg' with a software decoder behind nvImageCodec's interface gives exactly the activations of
-    decode='device' (same JPEG decoder, same resize), in file order across batches of mixed sizes; its own
-    fingerprint; clear errors off CUDA, for a file the decoder cannot read, and for an unknown route."""
+def _jpeg_files(folder, kinds) -> list:
+    """Small JPEG files of the given ``(height, width, Pillow mode, chroma subsampling, progressive)``."""
     from PIL import Image
-
-    from cortexbench import extraction
-    from cortexbench.errors import DataError
 
     rng = np.random.default_rng(5)
     paths = []
-    for i, shape in enumerate([(60, 80), (45, 50), (60, 80), (70, 40), (45, 50)]):
-        small = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
-        path = tmp_path / f"img{i}.jpg"
-        Image.fromarray(small).resize(shape[::-1], Image.BICUBIC).save(path, quality=90)
+    for i, (height, width, mode, subsampling, progressive) in enumerate(kinds):
+        small = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)).convert(mode)
+        path = folder / f"img{i}.jpg"
+        small.resize((width, height), Image.BICUBIC).save(path, quality=90, subsampling=subsampling,
+                                                          progressive=progressive)
         paths.append(path)
+    return paths
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_hardware_decode_route_hands_over_like_the_device_route(tmp_path, monkeypatch):
+    """decode='nvjpg' with a software decoder behind nvImageCodec's interface (no wheel needed) gives exactly the
+    activations of decode='device' (same JPEG decoder, same resize), in file order across batches of mixed sizes;
+    its own fingerprint; a clear error for a file the decoder cannot read."""
+    from cortexbench import extraction
+    from cortexbench.errors import DataError
+
+    paths = _jpeg_files(tmp_path, [(60, 80, "RGB", 2, False), (45, 50, "RGB", 2, False), (60, 80, "RGB", 2, False),
+                                   (70, 40, "RGB", 2, False), (45, 50, "RGB", 2, False)])
     stimuli = StimulusSet.from_files("jpegs", paths)
     device_route, hardware = tiny_model(decode="device"), tiny_model(decode="nvjpg")
     assert hardware.fingerprint()["decode"] == "nvjpg" != device_route.fingerprint()["decode"]
-    with pytest.raises(InputError, match="CUDA GPU's hardware JPEG engines.*decode='device'"):
-        extract_all(hardware, stimuli, ["2"])                          # this machine: the CPU
     fake = _SoftwareJPEGDecoder()
     monkeypatch.setattr(extraction, "nvjpg_decoder", lambda device: (fake, "params"))
     expected = extract_all(device_route, stimuli, ["0", "2"], batch_size=2)
@@ -263,5 +269,58 @@ def test_hardware_decode_route_hands_over_like_the_device_route(tmp_path, monkey
     broken.write_bytes(paths[0].read_bytes()[:40])
     with pytest.raises(DataError, match="could not decode 1 of the 2 JPEG files"):
         extract_all(hardware, StimulusSet.from_files("broken", [paths[1], broken]), ["2"])
+
+
+def test_hardware_decode_route_errors_name_the_fix(tmp_path, monkeypatch):
+    """Clear errors: a device that is neither CUDA nor the CPU, CUDA asked for where there is none, the optional
+    wheel missing (pip install 'cortexbench[nvjpg]'), an unknown route."""
+    import sys
+
+    from cortexbench import extraction
+
+    stimuli = StimulusSet.from_files("jpegs", _jpeg_files(tmp_path, [(20, 30, "RGB", 2, False)]))
+    with pytest.raises(InputError, match="device is 'mps'.*decode='device'"):
+        extraction.nvjpg_decoder("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="device is 'cuda:0' and CUDA is not available"):
+        extraction.nvjpg_decoder("cuda:0")
+    monkeypatch.setitem(sys.modules, "nvidia", None)                   # as if the wheel were not installed
+    monkeypatch.setitem(sys.modules, "nvidia.nvimgcodec", None)
+    extraction._nvimgcodec_decoder.cache_clear()
+    with pytest.raises(InputError, match=r"needs NVIDIA nvImageCodec: pip install 'cortexbench\[nvjpg\]'"):
+        extract_all(tiny_model(decode="nvjpg"), stimuli, ["2"])
     with pytest.raises(InputError, match="decode must be one of"):
         extract_all(tiny_model(decode="gpu"), stimuli, ["2"])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_hardware_decode_route_with_nvimagecodec_cpu_backend_equals_device_route(tmp_path):
+    """The real nvImageCodec (a test dependency) on its CPU backend: decode='nvjpg' gives bit-identical pixels and
+    activations to decode='device' (torchvision). Both decode with libjpeg-turbo's accurate integer IDCT and fancy
+    chroma upsampling, which are exact integer arithmetic, so the tolerance is zero (on the GPU the engines differ
+    from libjpeg-turbo by at most 1 per pixel: docs/benchmarks.md). Covers 4:4:4, 4:2:2, 4:2:0, greyscale,
+    progressive and odd sizes, batches of mixed sizes that reuse the previous batch's images, and a broken file."""
+    pytest.importorskip("nvidia.nvimgcodec")
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    from cortexbench import extraction
+    from cortexbench.errors import DataError
+
+    paths = _jpeg_files(tmp_path, [(60, 80, "RGB", 0, False), (45, 51, "RGB", 1, False), (61, 79, "RGB", 2, False),
+                                   (37, 40, "L", 2, False), (70, 40, "RGB", 2, True), (45, 51, "RGB", 2, False),
+                                   (33, 47, "RGB", 2, True)])
+    blobs = [path.read_bytes() for path in paths]
+    decoded = extraction._decode_nvjpg(extraction.EncodedBatch.collate(blobs), "cpu")
+    for blob, image in zip(blobs, decoded):
+        reference = decode_jpeg(torch.frombuffer(bytearray(blob), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        assert image.dtype == torch.uint8 and image.shape == reference.shape
+        torch.testing.assert_close(image, reference, rtol=0, atol=0)
+    stimuli = StimulusSet.from_files("jpegs", paths)
+    expected = extract_all(tiny_model(decode="device"), stimuli, ["0", "2", "6"], batch_size=3)
+    got = extract_all(tiny_model(decode="nvjpg"), stimuli, ["0", "2", "6"], batch_size=3)  # batches 3, 3, 1
+    for layer in ("0", "2", "6"):
+        np.testing.assert_array_equal(got[layer], expected[layer])
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(blobs[0][:40])
+    with pytest.raises(DataError, match="could not decode 1 of the 2 JPEG files"):
+        extract_all(tiny_model(decode="nvjpg"), StimulusSet.from_files("broken", [paths[1], broken]), ["2"])
