@@ -50,3 +50,14 @@ def describe(device: str) -> str:
 
         return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def available_memory(device) -> int:
+    """Bytes a computation on CUDA ``device`` can still take: free on the device plus what torch's caching
+    allocator holds unused (``mem_get_info`` alone misses that, so a second pass in one process would plan with
+    a fraction of the memory the first one had)."""
+    import torch
+
+    device = torch.device(device)
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))

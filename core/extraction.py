@@ -248,9 +248,9 @@ def _decode_nvjpg(batch: EncodedBatch | list[torch.Tensor], device: str) -> list
     sources = batch.arrays() if isinstance(batch, EncodedBatch) else [t.numpy() for t in batch]
     cuda = str(device).startswith("cuda")
     stream = torch.cuda.current_stream(device).cuda_stream if cuda else 0
-    # decode into the previous batch's images: no device allocation or release per batch (a release synchronizes
-    # the whole device, which would make the decoder wait behind every queued forward pass). Safe on one stream:
-    # the previous batch was resized (copied) on this stream before these writes are queued.
+    # decode into the previous batch's images (no allocation or release per batch). Safe because one thread decodes
+    # per extraction, on one stream: the previous batch was resized (copied) on it before these writes are queued.
+    # (This did not make the decoder overlap the network; docs/benchmarks.md has the measurement.)
     owner, previous = _NVJPG_IMAGES.pop(id(decoder), (None, None))
     if owner is decoder and len(previous) == len(sources):
         decoded = decoder.decode(sources, images=previous, params=params, cuda_stream=stream)
@@ -329,8 +329,8 @@ class TorchImageModel:
     Video clips are sampled as ``video`` says (Höfling et al.: 4 fps, 256 x 256, 12 frames).
     ``decode="device"`` has the workers only read JPEG files and decodes and resizes them on the extraction
     device with torchvision (nvJPEG on CUDA), for when CPU decoding cannot keep up with the GPU; ``decode="nvjpg"``
-    decodes them on the GPU's hardware JPEG engines with nvImageCodec (optional dependency), leaving the CUDA cores
-    to the network (on the CPU, nvImageCodec's CPU backend decodes them). Their pixels differ slightly from Pillow's,
+    decodes them on the GPU's hardware JPEG engines with nvImageCodec (optional dependency; on the CPU, its CPU
+    backend), with pixels closest to Pillow's; on an H100 it is not faster than ``device`` (docs/benchmarks.md). Their pixels differ slightly from Pillow's,
     so the route is part of the fingerprint.
     """
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cortexbench import progress
+from cortexbench.device import available_memory
 from cortexbench.errors import InputError
 
 from .lbfgs import LBFGSOptions, minimize
@@ -58,10 +59,7 @@ class SolverSettings:
         if self.memory_gb is not None:
             return self.memory_gb * 2 ** 30
         if str(self.device).startswith("cuda"):
-            device = torch.device(self.device)
-            free, _ = torch.cuda.mem_get_info(device)
-            cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-            return CUDA_BUDGET_SHARE * (free + cached)     # blocks torch keeps cached are free for us too
+            return CUDA_BUDGET_SHARE * available_memory(self.device)
         return 2.0 * 2 ** 30
 
 

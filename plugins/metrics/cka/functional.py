@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
+from cortexbench.device import available_memory
 from cortexbench.errors import InputError
 from cortexbench.plugins.metrics.rsa.functional import as_tensor
 
@@ -536,8 +537,7 @@ def _chunks(chunk_size: int | None, n_targets: int, n_sources: int, size: int, i
     """How many target kernels, source kernels, and kernels per centring step to hold at once."""
     base_item = torch.empty((), dtype=base_dtype).element_size()
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        budget = int(free * 0.7)
+        budget = int(available_memory(device) * 0.7)
     else:
         budget = CPU_BUDGET
     build = max(1, min(32, int(0.1 * budget) // (size * base_item)))
