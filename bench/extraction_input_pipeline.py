@@ -52,6 +52,12 @@ def main() -> None:
         for i in range(min(256, len(stimuli))):
             dataset[i]
         print("Pillow decode + resize, 1 process", rate(min(256, len(stimuli)), time.perf_counter() - start))
+        from cortexbench.extraction import DecodedBatch, _decoded_pixels
+
+        start = time.perf_counter()
+        for i in range(min(256, len(stimuli))):
+            _decoded_pixels(stimuli.items[i])
+        print("Pillow decode only, 1 process    ", rate(min(256, len(stimuli)), time.perf_counter() - start))
         for pin in (False, True):
             loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=workers,
                                                  pin_memory=pin and args.device.startswith("cuda"),
@@ -78,10 +84,14 @@ def main() -> None:
             torch.cuda.synchronize()
             print("tensor resize on device          ", rate(4 * len(encoded), time.perf_counter() - start))
             # the whole device route without the network: worker reads -> bytes -> decode -> resize -> normalize
-            encoded_set = _InputDataset(stimuli, model.preprocessing, model.video, None, encoded=True)
-            loader = torch.utils.data.DataLoader(encoded_set, batch_size=args.batch_size, num_workers=workers,
-                                                 prefetch_factor=4 if workers else None, collate_fn=EncodedBatch.collate)
-            routes = ["device"]
+            def route_loader(route: str):
+                split = route == "split"
+                return torch.utils.data.DataLoader(
+                    _InputDataset(stimuli, model.preprocessing, model.video, None, route=route),
+                    batch_size=args.batch_size, num_workers=workers, prefetch_factor=4 if workers else None,
+                    pin_memory=split, collate_fn=DecodedBatch.collate if split else EncodedBatch.collate)
+
+            routes = ["split", "device"]
             try:
                 from cortexbench.extraction import _decode_nvjpg, nvjpg_decoder
 
@@ -99,6 +109,7 @@ def main() -> None:
                 print(f"decode='nvjpg' not measured: {err}")
             for route in routes:
                 model.decode = route
+                loader = route_loader(route)
                 for name, batches in (("serial", loader), ("prefetch thread", None)):
                     if batches is None:
                         from cortexbench.extraction import _prefetch_on_device

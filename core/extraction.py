@@ -26,6 +26,7 @@ import os
 import queue
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,10 +41,12 @@ from .pooling import average_frames, pool
 from .stimuli import StimulusSet
 from .video import VideoSampling, decode_video
 
-#: How images reach the network: Pillow in DataLoader workers; or the files' bytes, decoded where the network runs by
-#: torchvision (``device``: nvJPEG on CUDA cores, libjpeg-turbo on the CPU) or by nvImageCodec on the GPU's hardware
-#: JPEG engines (``nvjpg``: the NVJPG units of A100/H100-class GPUs, beside the CUDA cores the network uses).
-DECODE_ROUTES = ("workers", "device", "nvjpg")
+#: How images reach the network: Pillow decodes and resizes in DataLoader workers (``workers``); Pillow decodes in
+#: the workers and the device resizes the full-size pixels (``split``: the resize, Pillow's costliest step, moves to
+#: the GPU while the CPU cores only decode); or the files' bytes, decoded where the network runs by torchvision
+#: (``device``: nvJPEG on CUDA cores, libjpeg-turbo on the CPU) or by nvImageCodec on the GPU's hardware JPEG
+#: engines (``nvjpg``).
+DECODE_ROUTES = ("workers", "split", "device", "nvjpg")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -93,28 +96,35 @@ class Preprocessing:
             raise InputError(f"resize must be 'direct' or 'crop', got {self.resize!r}")
         return T.Compose(steps)
 
-    def resize_tensors(self, images: list[torch.Tensor]) -> torch.Tensor:
-        """Decoded uint8 ``(3, H, W)`` tensors (any device) -> resized, cropped uint8 ``(B, 3, S, S)``: the same
-        geometry as :meth:`geometry`, done on tensors.
+    def resize_tensors(self, images: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """Decoded uint8 ``(3, H, W)`` tensors, or one ``(B, 3, H, W)`` batch of one size (any strides, any
+        device) -> resized, cropped uint8 ``(B, 3, S, S)``: the same geometry as :meth:`geometry`, on tensors.
 
         Antialiased resizing is linear and separable, so each same-sized group is resized by two matrix products
         ``Wy @ image @ Wx.T`` whose weights are torch's own antialiased interpolation of an identity basis (crop
         included): the same numbers as ``torchvision.transforms.v2.functional.resize`` to float rounding, at
-        matrix-multiply speed (torch's antialiased CUDA kernel managed about 6,400 images/s on an H100).
+        matrix-multiply speed (torch's antialiased CUDA kernel managed about 6,400 images/s on an H100). A fixed
+        number of tensor operations per size group, none per image: the thread that queues them shares the GIL
+        with the one that runs the network.
         """
         if self.interpolation not in ("bilinear", "bicubic", "nearest"):
             raise InputError(f"interpolation must be bilinear, bicubic or nearest, got {self.interpolation!r}")
-        out: list[torch.Tensor | None] = [None] * len(images)
+        if isinstance(images, torch.Tensor):
+            return self._resize_group(images)
         groups: dict[tuple[int, ...], list[int]] = {}
         for index, image in enumerate(images):
             groups.setdefault(tuple(image.shape), []).append(index)
-        for (_, height, width), indices in groups.items():
-            rows, cols = self._resize_weights(height, width, images[indices[0]].device)
-            batch = torch.stack([images[i] for i in indices]).float()
-            batch = torch.matmul(torch.matmul(rows, batch), cols.T).round_().clamp_(0, 255).to(torch.uint8)
-            for row, index in enumerate(indices):
-                out[index] = batch[row]
-        return torch.stack(out)
+        if len(groups) == 1:
+            return self._resize_group(torch.stack(images))
+        parts = [self._resize_group(torch.stack([images[i] for i in indices])) for indices in groups.values()]
+        order = torch.tensor([i for indices in groups.values() for i in indices])
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order))
+        return torch.cat(parts)[inverse.to(parts[0].device)]
+
+    def _resize_group(self, batch: torch.Tensor) -> torch.Tensor:
+        rows, cols = self._resize_weights(batch.shape[-2], batch.shape[-1], batch.device)
+        return torch.matmul(torch.matmul(rows, batch.float()), cols.T).round_().clamp_(0, 255).to(torch.uint8)
 
     def _resize_weights(self, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Row and column weight matrices ``(S, H)``, ``(S, W)`` of :meth:`resize_tensors` for one input size."""
@@ -174,6 +184,69 @@ def _uint8_hwc(image) -> torch.Tensor:
     return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8, copy=True))
 
 
+def _decoded_pixels(item) -> np.ndarray:
+    """A stimulus (image file or ``(H, W, 3)`` uint8 array) as full-size RGB uint8 ``(H, W, 3)`` pixels.
+
+    JPEG and PNG files are decoded by torchvision (libjpeg-turbo and libpng, the same pixels as Pillow: both
+    decoders are exact integer arithmetic), about a third faster per image than Pillow's open + array hand-over,
+    which copies the pixels twice; other formats by Pillow."""
+    if isinstance(item, np.ndarray):
+        return item
+    if str(item).lower().rsplit(".", 1)[-1] in ("jpg", "jpeg", "png"):
+        with _quiet_torchvision_io():
+            from torchvision.io import ImageReadMode, decode_image, read_file
+
+            return decode_image(read_file(str(item)), mode=ImageReadMode.RGB).permute(1, 2, 0).numpy()
+    from PIL import Image
+
+    with Image.open(item) as image:
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+@dataclass(frozen=True)
+class DecodedBatch:
+    """Full-size decoded images of a batch in one flat uint8 buffer, plus their ``(H, W)`` shapes.
+
+    Built in the DataLoader worker directly in shared memory, so a batch of differently sized images crosses to the
+    main process as one buffer, is staged into pinned memory by several threads (one thread's copy, which is what
+    the DataLoader's ``pin_memory`` would do, capped the route near 5,000 images/s on an H100 host while the workers
+    sat idle) and reaches the device by one transfer.
+    """
+
+    data: torch.Tensor
+    shapes: torch.Tensor
+
+    @staticmethod
+    def collate(items: list[np.ndarray]) -> DecodedBatch:
+        total = sum(item.size for item in items)
+        if torch.utils.data.get_worker_info() is not None:  # born shared: handing it over copies nothing
+            data = torch.empty(0, dtype=torch.uint8).set_(torch.UntypedStorage._new_shared(total))
+        else:
+            data = torch.empty(total, dtype=torch.uint8)
+        flat, offset = data.numpy(), 0
+        for item in items:
+            flat[offset:offset + item.size] = item.reshape(-1)
+            offset += item.size
+        return DecodedBatch(data, torch.tensor([item.shape[:2] for item in items], dtype=torch.int64))
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def pixels(self, device: str) -> torch.Tensor | list[torch.Tensor]:
+        """The batch on ``device`` by one transfer, as views: one uint8 ``(B, 3, H, W)`` when all images share a
+        size (no per-image operations at all), else a ``(3, H, W)`` view per image."""
+        data = self.data
+        if str(device).startswith("cuda") and not data.is_pinned():
+            data = _pinned_copy(data)
+        data = data.to(device, non_blocking=True)
+        shapes = self.shapes.tolist()
+        if all(shape == shapes[0] for shape in shapes):
+            height, width = shapes[0]
+            return data.view(len(shapes), height, width, 3).permute(0, 3, 1, 2)
+        parts = torch.split(data, [height * width * 3 for height, width in shapes])
+        return [part.view(height, width, 3).permute(2, 0, 1) for part, (height, width) in zip(parts, shapes)]
+
+
 @dataclass(frozen=True)
 class EncodedBatch:
     """A batch of encoded files as one contiguous buffer plus sizes.
@@ -200,6 +273,33 @@ class EncodedBatch:
     def arrays(self) -> list[np.ndarray]:
         """One contiguous uint8 numpy view per file (no copies), as nvImageCodec takes them."""
         return np.split(self.data, np.cumsum(self.sizes)[:-1])
+
+
+#: Threads that copy a decoded batch into pinned memory (each ``copy_`` releases the GIL).
+STAGING_THREADS = 4
+
+
+@functools.lru_cache(maxsize=1)
+def _staging_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(STAGING_THREADS, thread_name_prefix="cortexbench-staging")
+
+
+def _pinned_copy(data: torch.Tensor) -> torch.Tensor:
+    """``data`` (flat, host) copied into page-locked memory by :data:`STAGING_THREADS` threads at once. The block
+    comes from torch's caching host allocator, which keeps it until the transfer queued from it has finished."""
+    return _parallel_copy(torch.empty(data.shape, dtype=data.dtype, pin_memory=True), data)
+
+
+def _parallel_copy(target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """``target.copy_(source)`` for flat tensors, in chunks of at least 1 MiB spread over the staging threads."""
+    chunks = max(1, min(STAGING_THREADS, source.numel() // (1 << 20)))
+    list(_staging_pool().map(_copy_chunk, target.chunk(chunks), source.chunk(chunks)))
+    return target
+
+
+def _copy_chunk(target: torch.Tensor, source: torch.Tensor) -> None:
+    with torch.inference_mode():  # the target may be an inference tensor (made in the decode thread)
+        target.copy_(source)
 
 
 @functools.lru_cache(maxsize=None)
@@ -275,15 +375,16 @@ _NVJPG_IMAGES: dict[int, tuple[Any, list[Any]]] = {}
 class _InputDataset(torch.utils.data.Dataset):
     """Stimulus ``i`` as the network's input, built in a worker process.
 
-    Images: uint8 ``(H, W, 3)``, or the output of ``transform`` when the model brings its own (a float tensor).
+    Images: uint8 ``(H, W, 3)`` resized, or the output of ``transform`` when the model brings its own (a float
+    tensor); with ``route="split"`` full-size decoded pixels; with ``"device"``/``"nvjpg"`` the file's bytes.
     Videos: the same per frame, stacked to ``(T, ...)``.
     """
 
     def __init__(self, stimuli: StimulusSet, preprocessing: Preprocessing, video: VideoSampling,
-                 transform: Callable | None, encoded: bool = False):
+                 transform: Callable | None, route: str = "workers"):
         self.stimuli, self.preprocessing, self.video, self.transform = stimuli, preprocessing, video, transform
         self.geometry = preprocessing.geometry()
-        self.encoded = encoded  # hand over the file's bytes; decoding happens on the extraction device
+        self.route = route
 
     def __len__(self) -> int:
         return len(self.stimuli)
@@ -295,7 +396,9 @@ class _InputDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         if self.stimuli.modality == "image":
-            if self.encoded:
+            if self.route == "split":
+                return _decoded_pixels(self.stimuli.items[index])
+            if self.route in ("device", "nvjpg"):
                 # plain bytes travel through the worker pipe; a tensor per file would each need its own shared-
                 # memory file descriptor, which runs out (EBADF) with many workers and a deep prefetch
                 return Path(self.stimuli.items[index]).read_bytes()
@@ -327,11 +430,13 @@ class TorchImageModel:
     ``transform`` (optional) replaces the worker-side preprocessing: PIL image -> normalized float ``(3, H, W)``
     (e.g. a Hugging Face image processor); by default workers resize and crop and the device normalizes.
     Video clips are sampled as ``video`` says (Höfling et al.: 4 fps, 256 x 256, 12 frames).
+    ``decode="split"`` has the workers only decode (any image format) and resizes on the extraction device, where
+    the GPU does in microseconds what costs Pillow most of its time per image.
     ``decode="device"`` has the workers only read JPEG files and decodes and resizes them on the extraction
     device with torchvision (nvJPEG on CUDA), for when CPU decoding cannot keep up with the GPU; ``decode="nvjpg"``
     decodes them on the GPU's hardware JPEG engines with nvImageCodec (optional dependency; on the CPU, its CPU
-    backend), with pixels closest to Pillow's; on an H100 it is not faster than ``device`` (docs/benchmarks.md). Their pixels differ slightly from Pillow's,
-    so the route is part of the fingerprint.
+    backend), with pixels closest to Pillow's; on an H100 it is not faster than ``device`` (docs/benchmarks.md).
+    The resizes of these routes differ slightly from Pillow's, so the route is part of the fingerprint.
     """
 
     identifier: str
@@ -376,8 +481,11 @@ class TorchImageModel:
 
     # --- the parts subclasses may replace ----------------------------------------------------------------
     def prepare(self, batch: torch.Tensor | EncodedBatch | list[torch.Tensor], device: str) -> torch.Tensor:
-        """A collated batch on ``device`` as the network's float input (encoded files: decoded there first)."""
-        if isinstance(batch, (EncodedBatch, list)):  # encoded files: decode where the network runs
+        """A collated batch on ``device`` as the network's float input (encoded files: decoded there first;
+        full-size pixels: resized there)."""
+        if isinstance(batch, DecodedBatch):
+            batch = self.preprocessing.resize_tensors(batch.pixels(device)).permute(0, 2, 3, 1)
+        elif isinstance(batch, (EncodedBatch, list)):  # encoded files: decode where the network runs
             if self.decode == "nvjpg":
                 images = _decode_nvjpg(batch, device)
             else:
@@ -433,23 +541,27 @@ class TorchImageModel:
                 handle.remove()
         return outputs
 
-    def _check_decode(self, stimuli: StimulusSet, device: str) -> bool:
-        """Whether images go to the device still encoded; the encoded routes need JPEG files (and ``nvjpg`` a
-        CUDA device with nvImageCodec)."""
+    def _input_route(self, stimuli: StimulusSet, device: str) -> str:
+        """The route this stimulus set takes (videos always go through the workers); the encoded routes need JPEG
+        files (and ``nvjpg`` a CUDA device or the CPU, with nvImageCodec); a model's own transform needs the
+        workers."""
         if self.decode not in DECODE_ROUTES:
             raise InputError(f"decode must be one of {DECODE_ROUTES}, got {self.decode!r}")
         if self.decode == "workers" or stimuli.modality != "image":
-            return False
+            return "workers"
         if self.transform is not None:
             raise InputError(f"model {self.identifier!r} brings its own image transform; use decode='workers'")
+        if self.decode == "split":
+            return "split"
         bad = [str(item) for item in stimuli.items
                if not isinstance(item, os.PathLike) or str(item).lower().rsplit(".", 1)[-1] not in ("jpg", "jpeg")]
         if bad:
             raise InputError(f"decode={self.decode!r} reads JPEG files only; stimulus set {stimuli.identifier!r} "
-                             f"has {len(bad)} other stimuli (e.g. {bad[0][:80]}); use decode='workers'")
+                             f"has {len(bad)} other stimuli (e.g. {bad[0][:80]}); use decode='split' or "
+                             "decode='workers'")
         if self.decode == "nvjpg":
             nvjpg_decoder(device)       # fails early and clearly: no CUDA device, or no nvImageCodec
-        return True
+        return self.decode
 
     # --- extraction --------------------------------------------------------------------------------------
     def iter_activations(self, stimuli: StimulusSet, layers: Sequence[str], *, pooling: str = "avg",
@@ -465,11 +577,12 @@ class TorchImageModel:
         per_batch = max(1, batch_size // n_frames)  # batch_size counts images (frames) per forward pass
         cuda = device.startswith("cuda")
         workers = default_workers(device) if self.num_workers is None else self.num_workers
-        encoded = self._check_decode(stimuli, device)
+        route = self._input_route(stimuli, device)
+        collate = {"split": DecodedBatch.collate, "device": EncodedBatch.collate, "nvjpg": EncodedBatch.collate}
         loader = torch.utils.data.DataLoader(
-            _InputDataset(stimuli, self.preprocessing, self.video, self.transform, encoded), batch_size=per_batch,
-            shuffle=False, num_workers=workers, pin_memory=cuda and not encoded,
-            prefetch_factor=4 if workers else None, collate_fn=EncodedBatch.collate if encoded else None)
+            _InputDataset(stimuli, self.preprocessing, self.video, self.transform, route), batch_size=per_batch,
+            shuffle=False, num_workers=workers, pin_memory=cuda and route == "workers",
+            prefetch_factor=4 if workers else None, collate_fn=collate.get(route))
         if cuda:
             torch.backends.cudnn.benchmark = True
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and precision == "bf16")
@@ -487,7 +600,7 @@ class TorchImageModel:
         # the network runs on a stream of its own: a library that queues work on the legacy default stream (as
         # nvImageCodec does) would otherwise wait behind every queued forward pass instead of running beside it
         network_stream = torch.cuda.Stream(device=device) if cuda else None
-        if encoded and cuda:  # decode batch k + 1 on a side stream while the network runs batch k
+        if route != "workers" and cuda:  # decode/resize batch k + 1 on a side stream while the network runs batch k
             batches = _prefetch_on_device(loader, lambda batch: self.prepare(batch, device), device,
                                           consumer=network_stream)
         with torch.inference_mode(), autocast:

@@ -180,6 +180,54 @@ def test_decoding_on_the_device_matches_the_worker_path(tmp_path):
         extract_all(device, images(1), ["2"])
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_split_route_equals_the_device_route_and_takes_any_image(tmp_path):
+    """decode='split' (the workers decode full-size pixels, the device resizes) gives exactly the activations of
+    decode='device' on the CPU (same decoder, libjpeg-turbo's exact integer IDCT, on 4:2:0, 4:4:4, progressive and
+    greyscale files; same resize), and its decoded pixels equal Pillow's. Batches of mixed sizes keep file order,
+    through worker processes too (the batch buffer is born in shared memory); PNG and other files and in-memory
+    arrays, which the encoded routes refuse, go through it."""
+    from PIL import Image
+
+    from cortexbench import extraction
+    from cortexbench.extraction import DecodedBatch
+
+    kinds = [(60, 80, "RGB", 2, False), (45, 50, "RGB", 0, False), (60, 80, "RGB", 2, True), (70, 40, "L", 2, False),
+             (45, 50, "RGB", 2, False)]
+    stimuli = StimulusSet.from_files("jpegs", _jpeg_files(tmp_path, kinds))
+    device_route, split = tiny_model(decode="device"), tiny_model(decode="split")
+    assert split.fingerprint()["decode"] == "split"
+    expected = extract_all(device_route, stimuli, ["0", "2"], batch_size=2)
+    for workers in (0, 2):
+        split.num_workers = workers
+        got = extract_all(split, stimuli, ["0", "2"], batch_size=2)
+        for layer in ("0", "2"):
+            np.testing.assert_array_equal(got[layer], expected[layer])
+    for i in range(len(stimuli)):
+        np.testing.assert_array_equal(extraction._decoded_pixels(stimuli.items[i]), np.asarray(stimuli.load(i)))
+    arrays = images(4)
+    files = []
+    for i, array in enumerate(arrays.items):
+        files.append(tmp_path / f"p{i}.{('png', 'bmp')[i % 2]}")                # torchvision's PNG path; Pillow's
+        Image.fromarray(array).save(files[-1])
+    from_arrays = extract_all(split, arrays, ["2"], batch_size=3)["2"]
+    np.testing.assert_array_equal(extract_all(split, StimulusSet.from_files("files", files), ["2"],
+                                              batch_size=3)["2"], from_arrays)
+    batch = DecodedBatch.collate(list(arrays.items[:2]))
+    assert batch.shapes.tolist() == [[30, 40], [33, 40]] and batch.data.numel() == (30 + 33) * 40 * 3
+    for view, array in zip(batch.pixels("cpu"), arrays.items[:2]):
+        np.testing.assert_array_equal(view.permute(1, 2, 0).numpy(), array)
+    same = DecodedBatch.collate([arrays.items[1], arrays.items[1][::-1]]).pixels("cpu")   # one size: one view
+    assert same.shape == (2, 3, 33, 40)
+    np.testing.assert_array_equal(same[1].permute(1, 2, 0).numpy(), arrays.items[1][::-1])
+    source = torch.from_numpy(np.random.default_rng(1).integers(0, 255, 5 * (1 << 20) + 7, dtype=np.uint8))
+    with torch.inference_mode():                                   # as in the decode thread: an inference tensor
+        target = torch.empty_like(source)
+    torch.testing.assert_close(extraction._parallel_copy(target, source), source, rtol=0, atol=0)
+    pair = stimuli.subset([0, 2])                                   # two 60 x 80 files: the one-view batch path
+    np.testing.assert_array_equal(extract_all(split, pair, ["2"], batch_size=2)["2"], expected["2"][[0, 2]])
+
+
 @pytest.mark.parametrize("prep", [Preprocessing(resize="direct"),
                                   Preprocessing(resize="crop", crop_pct=0.875, interpolation="bicubic"),
                                   Preprocessing(resize="crop", crop_pct=0.95),
@@ -205,6 +253,11 @@ def test_matrix_resize_equals_torch_antialiased_interpolation(prep):
         difference = (got.int() - ref.round().clamp(0, 255).int()).abs()
         assert got.shape == (3, 3, prep.input_size, prep.input_size)
         assert difference.max() <= 1 and (difference > 0).float().mean() < 1e-4   # float32 rounding at .5 only
+        torch.testing.assert_close(prep.resize_tensors(torch.stack(images)), got, rtol=0, atol=0)  # one batch
+    small, large, medium = (torch.from_numpy(rng.integers(0, 255, (3, h, 90), dtype=np.uint8)) for h in (70, 120, 95))
+    mixed = prep.resize_tensors([small, large, medium, small.flip(1)])             # sizes interleaved: order kept
+    alone = [prep.resize_tensors([image])[0] for image in (small, large, medium, small.flip(1))]
+    torch.testing.assert_close(mixed, torch.stack(alone), rtol=0, atol=0)
 
 
 class _SoftwareJPEGDecoder:
