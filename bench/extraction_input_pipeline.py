@@ -56,8 +56,8 @@ def main() -> None:
 
         start = time.perf_counter()
         for i in range(min(256, len(stimuli))):
-            _decoded_pixels(stimuli.items[i])
-        print("Pillow decode only, 1 process    ", rate(min(256, len(stimuli)), time.perf_counter() - start))
+            _decoded_pixels(stimuli, i)
+        print("decode only (split), 1 process    ", rate(min(256, len(stimuli)), time.perf_counter() - start))
         for pin in (False, True):
             loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=workers,
                                                  pin_memory=pin and args.device.startswith("cuda"),

@@ -59,7 +59,7 @@ def main() -> None:
         stimuli = StimulusSet.from_files("steady", source_images(args.images, 425, Path(tmp) / "jpegs"))
         start, sample = time.perf_counter(), min(256, len(stimuli))
         for i in range(sample):
-            extraction._decoded_pixels(stimuli.items[i])
+            extraction._decoded_pixels(stimuli, i)
         print(f"decode only, 1 process: {(time.perf_counter() - start) / sample * 1e3:.3f} ms/image")
         dataset = _InputDataset(stimuli, model.preprocessing, model.video, None, route="split")
         for stage in (False, True):

@@ -41,9 +41,9 @@ from .pooling import average_frames, pool
 from .stimuli import StimulusSet
 from .video import VideoSampling, decode_video
 
-#: How images reach the network: Pillow decodes and resizes in DataLoader workers (``workers``); Pillow decodes in
-#: the workers and the device resizes the full-size pixels (``split``: the resize, Pillow's costliest step, moves to
-#: the GPU while the CPU cores only decode); or the files' bytes, decoded where the network runs by torchvision
+#: How images reach the network: Pillow decodes and resizes in DataLoader workers (``workers``); the workers only
+#: decode and the device resizes the full-size pixels (``split``: the resize, Pillow's costliest step, moves to the
+#: GPU); or the files' bytes, decoded where the network runs by torchvision
 #: (``device``: nvJPEG on CUDA cores, libjpeg-turbo on the CPU) or by nvImageCodec on the GPU's hardware JPEG
 #: engines (``nvjpg``).
 DECODE_ROUTES = ("workers", "split", "device", "nvjpg")
@@ -184,23 +184,23 @@ def _uint8_hwc(image) -> torch.Tensor:
     return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8, copy=True))
 
 
-def _decoded_pixels(item) -> np.ndarray:
-    """A stimulus (image file or ``(H, W, 3)`` uint8 array) as full-size RGB uint8 ``(H, W, 3)`` pixels.
+def _is_file_of(item, suffixes: tuple[str, ...]) -> bool:
+    return isinstance(item, (str, os.PathLike)) and str(item).lower().rsplit(".", 1)[-1] in suffixes
+
+
+def _decoded_pixels(stimuli: StimulusSet, index: int) -> np.ndarray:
+    """Stimulus ``index`` as full-size RGB uint8 ``(H, W, 3)`` pixels.
 
     JPEG and PNG files are decoded by torchvision (libjpeg-turbo and libpng, the same pixels as Pillow: both
     decoders are exact integer arithmetic), about a third faster per image than Pillow's open + array hand-over,
-    which copies the pixels twice; other formats by Pillow."""
-    if isinstance(item, np.ndarray):
-        return item
-    if str(item).lower().rsplit(".", 1)[-1] in ("jpg", "jpeg", "png"):
+    which copies the pixels twice; everything else as :meth:`StimulusSet.load` gives it."""
+    item = stimuli.items[index]
+    if _is_file_of(item, ("jpg", "jpeg", "png")):
         with _quiet_torchvision_io():
             from torchvision.io import ImageReadMode, decode_image, read_file
 
             return decode_image(read_file(str(item)), mode=ImageReadMode.RGB).permute(1, 2, 0).numpy()
-    from PIL import Image
-
-    with Image.open(item) as image:
-        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    return np.asarray(stimuli.load(index))
 
 
 @dataclass(frozen=True)
@@ -276,23 +276,23 @@ class EncodedBatch:
 
 
 #: Threads that copy a decoded batch into pinned memory (each ``copy_`` releases the GIL).
-STAGING_THREADS = 4
+_STAGING_THREADS = 4
 
 
 @functools.lru_cache(maxsize=1)
 def _staging_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(STAGING_THREADS, thread_name_prefix="cortexbench-staging")
+    return ThreadPoolExecutor(_STAGING_THREADS, thread_name_prefix="cortexbench-staging")
 
 
 def _pinned_copy(data: torch.Tensor) -> torch.Tensor:
-    """``data`` (flat, host) copied into page-locked memory by :data:`STAGING_THREADS` threads at once. The block
+    """``data`` (flat, host) copied into page-locked memory by :data:`_STAGING_THREADS` threads at once. The block
     comes from torch's caching host allocator, which keeps it until the transfer queued from it has finished."""
     return _parallel_copy(torch.empty(data.shape, dtype=data.dtype, pin_memory=True), data)
 
 
 def _parallel_copy(target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     """``target.copy_(source)`` for flat tensors, in chunks of at least 1 MiB spread over the staging threads."""
-    chunks = max(1, min(STAGING_THREADS, source.numel() // (1 << 20)))
+    chunks = max(1, min(_STAGING_THREADS, source.numel() // (1 << 20)))
     list(_staging_pool().map(_copy_chunk, target.chunk(chunks), source.chunk(chunks)))
     return target
 
@@ -397,7 +397,7 @@ class _InputDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         if self.stimuli.modality == "image":
             if self.route == "split":
-                return _decoded_pixels(self.stimuli.items[index])
+                return _decoded_pixels(self.stimuli, index)
             if self.route in ("device", "nvjpg"):
                 # plain bytes travel through the worker pipe; a tensor per file would each need its own shared-
                 # memory file descriptor, which runs out (EBADF) with many workers and a deep prefetch
@@ -480,7 +480,8 @@ class TorchImageModel:
                          f"{[l.name for l in self.layers]}")
 
     # --- the parts subclasses may replace ----------------------------------------------------------------
-    def prepare(self, batch: torch.Tensor | EncodedBatch | list[torch.Tensor], device: str) -> torch.Tensor:
+    def prepare(self, batch: torch.Tensor | DecodedBatch | EncodedBatch | list[torch.Tensor], device: str
+                ) -> torch.Tensor:
         """A collated batch on ``device`` as the network's float input (encoded files: decoded there first;
         full-size pixels: resized there)."""
         if isinstance(batch, DecodedBatch):
@@ -553,8 +554,7 @@ class TorchImageModel:
             raise InputError(f"model {self.identifier!r} brings its own image transform; use decode='workers'")
         if self.decode == "split":
             return "split"
-        bad = [str(item) for item in stimuli.items
-               if not isinstance(item, os.PathLike) or str(item).lower().rsplit(".", 1)[-1] not in ("jpg", "jpeg")]
+        bad = [str(item) for item in stimuli.items if not _is_file_of(item, ("jpg", "jpeg"))]
         if bad:
             raise InputError(f"decode={self.decode!r} reads JPEG files only; stimulus set {stimuli.identifier!r} "
                              f"has {len(bad)} other stimuli (e.g. {bad[0][:80]}); use decode='split' or "

@@ -204,7 +204,7 @@ def test_split_route_equals_the_device_route_and_takes_any_image(tmp_path):
         for layer in ("0", "2"):
             np.testing.assert_array_equal(got[layer], expected[layer])
     for i in range(len(stimuli)):
-        np.testing.assert_array_equal(extraction._decoded_pixels(stimuli.items[i]), np.asarray(stimuli.load(i)))
+        np.testing.assert_array_equal(extraction._decoded_pixels(stimuli, i), np.asarray(stimuli.load(i)))
     arrays = images(4)
     files = []
     for i, array in enumerate(arrays.items):
