@@ -5,7 +5,7 @@ is solved at once. Chunks are sized so that the optimiser state (history of ``2 
 batched loss evaluation fit the memory budget (himalaya-style batching knobs: ``max_batch`` problems, or
 ``memory_gb``; on CUDA the default budget is three quarters of the memory not in use). An eighth of the budget is the
 workspace of the objective's chunks of triplets, so an evaluation's memory does not grow with N beyond the triplet
-sets themselves.
+sets themselves. Chunks are of about equal size, so that no small last chunk pays a whole tail of slow problems.
 """
 from __future__ import annotations
 
@@ -93,10 +93,13 @@ def objective_for(features: torch.Tensor, transform: Transform, settings: Solver
 
 
 def chunks(n_problems: int, per_problem: float, settings: SolverSettings) -> list[slice]:
+    """Consecutive chunks of about equal size, each within the budget and ``max_batch``."""
     size = max(1, int((1 - WORKSPACE_SHARE) * settings.budget_bytes() // max(per_problem, 1.0)))
     if settings.max_batch is not None:
         size = min(size, settings.max_batch)
-    return [slice(start, min(start + size, n_problems)) for start in range(0, n_problems, size)]
+    count = -(-n_problems // size)
+    bounds = [round(i * n_problems / count) for i in range(count + 1)] if n_problems else [0]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _problem_chunks(objective: TripletObjective, sets: Sequence[TripletCounts], set_of_problem: Sequence[int],
@@ -129,23 +132,25 @@ def fit(features: torch.Tensor, transform: Transform, sets: Sequence[TripletCoun
         return transform.initial(n, dtype, settings.device)
     objective = objective_for(features, transform, settings)
     parts = _problem_chunks(objective, sets, set_of_problem, settings, backward=True)
-    solutions = []
     bar = progress.bar(total=n, desc=desc, unit="fit")
+
+    def solve(part: slice) -> torch.Tensor:
+        """One chunk, from its data to its solutions (its memory is freed before the next chunk starts)."""
+        members = list(set_of_problem[part])
+        used = sorted(set(members))
+        data = TripletBatch.stack([sets[i] for i in used], dtype, settings.device)
+        local = {s: j for j, s in enumerate(used)}
+        data_ids = torch.tensor([local[s] for s in members], device=settings.device)
+        lams = torch.tensor(list(lambdas[part]), dtype=dtype, device=settings.device)
+
+        def fun(x: torch.Tensor, ids: torch.Tensor):
+            return objective.value_and_grad(x, data, data_ids[ids], lams[ids])
+
+        return minimize(fun, transform.initial(len(members), dtype, settings.device), settings.options,
+                        on_finish=bar.update).x
+
     try:
-        for part in parts:
-            members = list(set_of_problem[part])
-            used = sorted(set(members))
-            data = TripletBatch.stack([sets[i] for i in used], dtype, settings.device)
-            local = {s: j for j, s in enumerate(used)}
-            data_ids = torch.tensor([local[s] for s in members], device=settings.device)
-            lams = torch.tensor(list(lambdas[part]), dtype=dtype, device=settings.device)
-
-            def fun(x: torch.Tensor, ids: torch.Tensor):
-                return objective.value_and_grad(x, data, data_ids[ids], lams[ids])
-
-            result = minimize(fun, transform.initial(len(members), dtype, settings.device), settings.options,
-                              on_finish=bar.update)
-            solutions.append(result.x)
+        solutions = [solve(part) for part in parts]
     finally:
         bar.close()
     return torch.cat(solutions)

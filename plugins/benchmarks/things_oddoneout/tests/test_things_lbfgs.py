@@ -118,10 +118,12 @@ def test_short_history_wraps_like_torch_lbfgs(planted, history):
         assert int(result.epochs[b]) == steps
 
 
-def test_batched_line_search_equals_torch_strong_wolfe_in_every_branch():
+@pytest.mark.parametrize("skip_some", [False, True])
+def test_batched_line_search_equals_torch_strong_wolfe_in_every_branch(skip_some):
     """Many line searches at once (steps from far too short to far too long, on smooth non-convex functions, so
     that extension, bracketing, zoom, end swaps and exhaustion all occur) return what torch's own
-    ``_strong_wolfe`` returns for each of them: loss, gradient, step and evaluations."""
+    ``_strong_wolfe`` returns for each of them: loss, gradient, step and evaluations. Problems that do not search
+    (``searching``, the solver's no-descent case) change nothing for the others."""
     from torch.optim.lbfgs import _strong_wolfe as torch_strong_wolfe
 
     from cortexbench.plugins.benchmarks.things_oddoneout.lbfgs import LBFGSOptions, _strong_wolfe
@@ -151,8 +153,11 @@ def test_batched_line_search_equals_torch_strong_wolfe_in_every_branch():
     options = LBFGSOptions(c2=0.1)                                      # a strict curvature test: long zooms
     max_ls = torch.full((n,), 25, dtype=torch.long)
     max_ls[::7] = 2                                                     # some run out of evaluations
-    f_b, g_b, t_b, evals_b = _strong_wolfe(fun, rows, x, t, d, f, g, gtd, max_ls, options)
+    searching = torch.tensor([b % 5 != 2 for b in range(n)]) if skip_some else None
+    f_b, g_b, t_b, evals_b = _strong_wolfe(fun, rows, x, t, d, f, g, gtd, max_ls, options, searching=searching)
     for b in range(n):
+        if skip_some and b % 5 == 2:
+            continue
         def obj(x_b, step, d_b, b=b):
             value_b, grad_b = fun((x_b + step * d_b)[None], rows[b:b + 1])
             return float(value_b[0]), grad_b[0]
