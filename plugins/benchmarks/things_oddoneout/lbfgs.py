@@ -301,9 +301,9 @@ def _strong_wolfe(fun: Objective, ids, x, t, d, f, g, gtd, max_ls, o: LBFGSOptio
     b_t = torch.zeros(n, 2, dtype=torch.float64, device=x.device)
     b_f, b_gtd = torch.zeros_like(b_t), torch.zeros_like(b_t)
     b_g: torch.Tensor | None = None                                # (n, 2, n_params) once a problem brackets
-    # 0 bracketing, 1 zoom, 2 finished
-    phase = torch.zeros(n, dtype=torch.long, device=x.device) if searching is None else \
-        torch.where(searching, 0, 2)
+    phase = torch.zeros(n, dtype=torch.long, device=x.device)     # 0 bracketing, 1 zoom, 2 finished
+    if searching is not None:
+        phase = torch.where(searching, phase, 2)                   # the others are finished before they start
     done = torch.zeros(n, dtype=torch.bool, device=x.device)
 
     def set_bracket(mask, t0, f0, gtd0, t1, f1, gtd1, grads=None, count=0):
